@@ -1,0 +1,46 @@
+"""ICMPv6 (RFC 4443, RFC 4861): errors with the quoted packet, packet too big MTU, echo, NDP."""
+
+from __future__ import annotations
+
+from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv6_str
+
+from ipsotrace.records import Anomaly, FieldValue
+
+HEADER = Header("icmpv6", "BBHI", ("type", "code", "checksum", "rest"))
+
+ERRORS = {1: "dest-unreachable", 2: "packet-too-big", 3: "time-exceeded", 4: "parameter-problem"}
+INFO = {
+    128: "echo-request",
+    129: "echo-reply",
+    133: "router-solicitation",
+    134: "router-advertisement",
+    135: "neighbor-solicitation",
+    136: "neighbor-advertisement",
+    137: "redirect",
+}
+
+
+def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
+    v = HEADER.unpack(buf, off, end)
+    if isinstance(v, Anomaly):
+        return v
+    itype, code, csum, rest = v
+    fields: dict[str, FieldValue] = {"type": itype, "code": code, "checksum": csum}
+    if itype in (128, 129):
+        fields.update(kind=INFO[itype], id=rest >> 16, seq=rest & 0xFFFF)
+        return Decoded(fields, 8, None)
+    if itype in (135, 136, 137) and end - off >= 24:
+        fields.update(kind=INFO[itype], target=ipv6_str(buf, off + 8))
+        return Decoded(fields, 8, None)
+    if itype not in ERRORS:
+        if itype in INFO:
+            fields["kind"] = INFO[itype]
+        return Decoded(fields, 8, None)
+    fields["kind"] = ERRORS[itype]
+    if itype == 2:
+        fields["mtu"] = rest
+    elif itype == 4:
+        fields["pointer"] = rest
+    if ctx.partial:
+        return Decoded(fields, 8, None)
+    return Decoded(fields, 8, Next("proto", "ipv6"), quote=True)

@@ -1,0 +1,119 @@
+"""IPv6 (RFC 8200) with its extension headers folded into the one layer.
+
+Hop-by-hop, routing (incl. SRv6 segment lists), fragment, destination options
+and AH are walked; the layer's ``next`` is the upper-layer protocol after them.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv6_str, malformed, truncated
+
+from ipsotrace.records import Anomaly, FieldValue
+
+HEADER = Header("ipv6", "IHBB16s16s", ("vtf", "payload_length", "next_header", "hlim", "_src", "_dst"))
+
+EXT_NAMES = {0: "hopopts", 43: "routing", 44: "fragment", 60: "dstopts", 51: "ah", 135: "mobility"}
+IP_IN_IP = {4, 41}
+NO_NEXT = 59
+
+
+def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
+    v = HEADER.unpack(buf, off, end)
+    if isinstance(v, Anomaly):
+        return v
+    vtf, plen, nh, hlim = v[:4]
+    if vtf >> 28 != 6:
+        return malformed("ipv6", off, f"version {vtf >> 28}, expected 6")
+    tclass = (vtf >> 20) & 0xFF
+    fields: dict[str, FieldValue] = {
+        "src": ipv6_str(buf, off + 8),
+        "dst": ipv6_str(buf, off + 24),
+        "hlim": hlim,
+        "ttl": hlim,
+        "dscp": tclass >> 2,
+        "ecn": tclass & 3,
+        "flow_label": vtf & 0xFFFFF,
+        "payload_length": plen,
+    }
+    anomalies: list[Anomaly] = []
+    payload_end: int | None = off + 40 + plen
+    if plen == 0:
+        payload_end = None  # jumbogram (RFC 2675) or GSO/BIG TCP super-frame: bounded by the frame
+        fields["jumbo"] = True
+    elif payload_end is not None and payload_end > end and not (ctx.snaplen_cut or ctx.partial):
+        anomalies.append(
+            Anomaly("ipv6.length-exceeds-frame", "ipv6", off, f"payload length {plen} > {end - off - 40} captured")
+        )
+    limit = end if payload_end is None else min(end, payload_end)
+    pos = off + 40
+    exts: list[str] = []
+    later_fragment = False
+    first_fragment = False
+    while nh in EXT_NAMES:
+        name = EXT_NAMES[nh]
+        if limit - pos < 8:
+            if not exts and pos >= limit:
+                break
+            return truncated("ipv6", pos, 8, max(0, limit - pos))
+        nxt_hdr, hlen_raw = buf[pos], buf[pos + 1]
+        if nh == 44:
+            hlen = 8
+            (fo,) = struct.unpack_from("!H", buf, pos + 2)
+            (frag_id,) = struct.unpack_from("!I", buf, pos + 4)
+            fields["frag_offset"] = (fo >> 3) * 8
+            fields["mf"] = bool(fo & 1)
+            fields["frag_id"] = frag_id
+            later_fragment = fo >> 3 != 0
+            first_fragment = not later_fragment and bool(fo & 1)
+        elif nh == 51:
+            hlen = (hlen_raw + 2) * 4
+        else:
+            hlen = (hlen_raw + 1) * 8
+        if limit - pos < hlen:
+            return truncated("ipv6", pos, hlen, limit - pos)
+        if nh == 43:
+            rtype, segs_left = buf[pos + 2], buf[pos + 3]
+            fields["routing_type"] = rtype
+            fields["segments_left"] = segs_left
+            if rtype == 4:  # SRv6 segment routing header: list of 128-bit segments
+                fields["segments"] = [ipv6_str(buf, p) for p in range(pos + 8, pos + hlen - 15, 16)]
+        if nh == 0:
+            jumbo = _jumbo_length(buf, pos + 2, pos + hlen)
+            if jumbo is not None:
+                fields["jumbo_length"] = jumbo
+                payload_end = off + 40 + jumbo
+                limit = min(end, payload_end)
+        exts.append(name)
+        nh = nxt_hdr
+        pos += hlen
+    if exts:
+        fields["ext"] = exts
+    fields["next_header"] = nh
+    nxt = None if later_fragment or nh == NO_NEXT else Next("ipproto", nh)
+    return Decoded(
+        fields,
+        pos - off,
+        nxt,
+        end=payload_end,
+        anomalies=anomalies,
+        encap=nh in IP_IN_IP and not later_fragment,
+        partial=first_fragment,
+    )
+
+
+def _jumbo_length(buf: bytes, pos: int, end: int) -> int | None:
+    """Walk hop-by-hop TLV options looking for the jumbo payload option (type 0xC2)."""
+    while pos < end:
+        otype = buf[pos]
+        if otype == 0:  # Pad1
+            pos += 1
+            continue
+        if pos + 2 > end:
+            return None
+        olen = buf[pos + 1]
+        if otype == 0xC2 and olen == 4 and pos + 6 <= end:
+            return int(struct.unpack_from("!I", buf, pos + 2)[0])
+        pos += 2 + olen
+    return None

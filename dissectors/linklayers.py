@@ -1,0 +1,64 @@
+"""Capture pseudo-headers: Linux cooked SLL (v1, v2) and BSD null/loopback."""
+
+from __future__ import annotations
+
+import struct
+
+from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
+
+from ipsotrace.records import Anomaly
+
+SLL = Header("sll", "HHH8sH", ("pkttype", "hatype", "halen", "_addr", "protocol"))
+SLL2 = Header("sll2", "HHIHBB8s", ("protocol", "_reserved", "ifindex", "hatype", "pkttype", "halen", "_addr"))
+
+# SLL protocol values below 0x0600 are not Ethertypes.
+_SLL_NON_ETHERTYPE = {0x0001: "novell-802.3", 0x0004: "llc", 0x000C: "can"}
+# BSD AF_ values for IPv4 and the several IPv6 values used by different BSDs.
+_AF_INET = 2
+_AF_INET6 = {10, 24, 28, 30}
+
+
+def _addr(raw: bytes, halen: int) -> str:
+    return raw[: min(halen, 8)].hex(":")
+
+
+def dissect_sll(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
+    v = SLL.unpack(buf, off, end)
+    if isinstance(v, Anomaly):
+        return v
+    pkttype, hatype, halen, addr, proto = v
+    fields = {"pkttype": pkttype, "hatype": hatype, "src_addr": _addr(addr, halen), "protocol": proto}
+    if proto in _SLL_NON_ETHERTYPE:
+        return Decoded({**fields, "payload": _SLL_NON_ETHERTYPE[proto]}, SLL.size, None)
+    return Decoded(fields, SLL.size, Next("ethertype", proto))
+
+
+def dissect_sll2(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
+    v = SLL2.unpack(buf, off, end)
+    if isinstance(v, Anomaly):
+        return v
+    proto, _res, ifindex, hatype, pkttype, halen, addr = v
+    fields = {
+        "protocol": proto,
+        "ifindex": ifindex,
+        "hatype": hatype,
+        "pkttype": pkttype,
+        "src_addr": _addr(addr, halen),
+    }
+    if proto in _SLL_NON_ETHERTYPE:
+        return Decoded({**fields, "payload": _SLL_NON_ETHERTYPE[proto]}, SLL2.size, None)
+    return Decoded(fields, SLL2.size, Next("ethertype", proto))
+
+
+def dissect_null(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
+    if end - off < 4:
+        return truncated("null", off, 4, end - off)
+    # DLT_NULL stores the family in the capturing host's byte order; guess it.
+    (le,) = struct.unpack_from("<I", buf, off)
+    (be,) = struct.unpack_from(">I", buf, off)
+    family = le if le < 0x10000 else be
+    if family == _AF_INET:
+        return Decoded({"family": family}, 4, Next("proto", "ipv4"))
+    if family in _AF_INET6:
+        return Decoded({"family": family}, 4, Next("proto", "ipv6"))
+    return malformed("null", off, f"unknown address family {family}")

@@ -1,0 +1,3 @@
+from ipsotrace.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Sinks: renderers and stores that consume core records (the core never imports them)."""
