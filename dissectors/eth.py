@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, mac_str
 
-from ipsotrace.records import Anomaly
+from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("eth", "6s6sH", ("dst", "src", "type"))
+MAX_8023_LENGTH = 1500
+NOVELL_RAW = b"\xff\xff"  # "raw 802.3": IPX straight after the length, no LLC
 
 
 def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
@@ -14,8 +16,11 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     if isinstance(v, Anomaly):
         return v
     etype = v[2]
-    fields = {"src": mac_str(buf, off + 6), "dst": mac_str(buf, off), "type": etype}
-    if etype <= 1500:
-        # 802.3 frame: the field is a length and an LLC header follows (not decoded).
-        return Decoded({**fields, "llc": True}, HEADER.size, None, end=min(end, off + 14 + etype))
+    fields: dict[str, FieldValue] = {"src": mac_str(buf, off + 6), "dst": mac_str(buf, off), "type": etype}
+    if etype <= MAX_8023_LENGTH:
+        # 802.3 frame: the field is the payload length, which also drops the padding.
+        payload_end = min(end, off + HEADER.size + etype)
+        if buf[off + HEADER.size : off + HEADER.size + 2] == NOVELL_RAW:
+            return Decoded({**fields, "llc": False}, HEADER.size, None, end=payload_end)
+        return Decoded({**fields, "llc": True}, HEADER.size, Next("proto", "llc"), end=payload_end)
     return Decoded(fields, HEADER.size, Next("ethertype", etype))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv4_str, malformed, truncated
 
-from ipsotrace.records import Anomaly
+from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header(
     "ipv4",
@@ -12,7 +12,7 @@ HEADER = Header(
     ("vihl", "tos", "total_length", "id", "flags_frag", "ttl", "proto", "checksum", "_src", "_dst"),
 )
 
-IP_IN_IP = {4, 41}  # IPv4-in-IP and IPv6-in-IPv4 (6in4): the payload is an encapsulated packet
+IP_IN_IP = {4, 41, 143}  # IPv4-in-IP, 6in4, Ethernet (RFC 8986): the payload is an encapsulated packet
 
 
 def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
@@ -25,10 +25,8 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
         return malformed("ipv4", off, f"version {version}, expected 4")
     if ihl < 20:
         return malformed("ipv4", off, f"header length {ihl} < 20")
-    if end - off < ihl:
-        return truncated("ipv4", off, ihl, end - off)
     frag_offset = (ff & 0x1FFF) * 8
-    fields: dict[str, object] = {
+    fields: dict[str, FieldValue] = {
         "src": ipv4_str(buf, off + 12),
         "dst": ipv4_str(buf, off + 16),
         "ttl": ttl,
@@ -43,6 +41,9 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
         "ihl": ihl,
         "checksum": csum,
     }
+    if end - off < ihl:
+        # Options cut short (snaplen, ICMP quote): the addresses are known, so keep the layer.
+        return Decoded(fields, end - off, None, anomalies=[truncated("ipv4", off, ihl, end - off)])
     if ihl > 20:
         fields["options"] = buf[off + 20 : off + ihl].hex()
     anomalies: list[Anomaly] = []

@@ -15,7 +15,7 @@ from ipsotrace.records import Anomaly, FieldValue
 HEADER = Header("ipv6", "IHBB16s16s", ("vtf", "payload_length", "next_header", "hlim", "_src", "_dst"))
 
 EXT_NAMES = {0: "hopopts", 43: "routing", 44: "fragment", 60: "dstopts", 51: "ah", 135: "mobility"}
-IP_IN_IP = {4, 41}
+IP_IN_IP = {4, 41, 143}  # 4in6, 6in6, Ethernet (RFC 8986 SRv6 End.DX2)
 NO_NEXT = 59
 
 
@@ -39,7 +39,7 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     }
     anomalies: list[Anomaly] = []
     payload_end: int | None = off + 40 + plen
-    if plen == 0:
+    if plen == 0 and nh != NO_NEXT:
         payload_end = None  # jumbogram (RFC 2675) or GSO/BIG TCP super-frame: bounded by the frame
         fields["jumbo"] = True
     elif payload_end is not None and payload_end > end and not (ctx.snaplen_cut or ctx.partial):
@@ -51,12 +51,15 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     exts: list[str] = []
     later_fragment = False
     first_fragment = False
+    cut = False
     while nh in EXT_NAMES:
         name = EXT_NAMES[nh]
         if limit - pos < 8:
-            if not exts and pos >= limit:
-                break
-            return truncated("ipv6", pos, 8, max(0, limit - pos))
+            # The addresses are already read: keep the layer and stop here rather than lose it
+            # (ICMPv6 quotes and snaplen cut extension headers short).
+            cut = True
+            anomalies.append(truncated("ipv6", pos, 8, max(0, limit - pos)))
+            break
         nxt_hdr, hlen_raw = buf[pos], buf[pos + 1]
         if nh == 44:
             hlen = 8
@@ -72,13 +75,11 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
         else:
             hlen = (hlen_raw + 1) * 8
         if limit - pos < hlen:
-            return truncated("ipv6", pos, hlen, limit - pos)
+            cut = True
+            anomalies.append(truncated("ipv6", pos, hlen, limit - pos))
+            break
         if nh == 43:
-            rtype, segs_left = buf[pos + 2], buf[pos + 3]
-            fields["routing_type"] = rtype
-            fields["segments_left"] = segs_left
-            if rtype == 4:  # SRv6 segment routing header: list of 128-bit segments
-                fields["segments"] = [ipv6_str(buf, p) for p in range(pos + 8, pos + hlen - 15, 16)]
+            fields.update(_routing(buf, pos, hlen))
         if nh == 0:
             jumbo = _jumbo_length(buf, pos + 2, pos + hlen)
             if jumbo is not None:
@@ -91,16 +92,27 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     if exts:
         fields["ext"] = exts
     fields["next_header"] = nh
-    nxt = None if later_fragment or nh == NO_NEXT else Next("ipproto", nh)
+    nxt = None if cut or later_fragment or nh == NO_NEXT else Next("ipproto", nh)
     return Decoded(
         fields,
         pos - off,
         nxt,
         end=payload_end,
         anomalies=anomalies,
-        encap=nh in IP_IN_IP and not later_fragment,
+        encap=nh in IP_IN_IP and not (later_fragment or cut),
         partial=first_fragment,
     )
+
+
+def _routing(buf: bytes, pos: int, hlen: int) -> dict[str, FieldValue]:
+    """Routing header fields; SRv6 (type 4, RFC 8754) lists its segments, last hop first."""
+    rtype, segs_left = buf[pos + 2], buf[pos + 3]
+    out: dict[str, FieldValue] = {"routing_type": rtype, "segments_left": segs_left}
+    if rtype == 4:
+        # "Last Entry" counts the segments; TLVs may follow them inside the same header.
+        count = min(buf[pos + 4] + 1, (hlen - 8) // 16)
+        out["segments"] = [ipv6_str(buf, pos + 8 + 16 * i) for i in range(count)]
+    return out
 
 
 def _jumbo_length(buf: bytes, pos: int, end: int) -> int | None:

@@ -6,13 +6,23 @@ import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
 
-from ipsotrace.records import Anomaly
+from ipsotrace.records import Anomaly, FieldValue
 
 SLL = Header("sll", "HHH8sH", ("pkttype", "hatype", "halen", "_addr", "protocol"))
 SLL2 = Header("sll2", "HHIHBB8s", ("protocol", "_reserved", "ifindex", "hatype", "pkttype", "halen", "_addr"))
 
-# SLL protocol values below 0x0600 are not Ethertypes.
-_SLL_NON_ETHERTYPE = {0x0001: "novell-802.3", 0x0004: "llc", 0x000C: "can"}
+# SLL protocol values below 0x0600 are not Ethertypes (linux/if_ether.h ETH_P_*).
+_SLL_NON_ETHERTYPE = {
+    0x0001: "novell-802.3",
+    0x0007: "ppp-hdlc",
+    0x000C: "can",
+    0x000D: "canfd",
+    0x00F6: "ieee802.15.4",
+}
+_SLL_ETHERNET = 0x0003  # a whole Ethernet frame follows the pseudo-header
+_SLL_LLC = 0x0004  # an 802.2 LLC header follows
+# On a netlink socket (nlmon) the protocol field is the netlink family, not an Ethertype.
+_ARPHRD_NETLINK = 824
 # BSD AF_ values for IPv4 and the several IPv6 values used by different BSDs.
 _AF_INET = 2
 _AF_INET6 = {10, 24, 28, 30}
@@ -27,10 +37,13 @@ def dissect_sll(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anoma
     if isinstance(v, Anomaly):
         return v
     pkttype, hatype, halen, addr, proto = v
-    fields = {"pkttype": pkttype, "hatype": hatype, "src_addr": _addr(addr, halen), "protocol": proto}
-    if proto in _SLL_NON_ETHERTYPE:
-        return Decoded({**fields, "payload": _SLL_NON_ETHERTYPE[proto]}, SLL.size, None)
-    return Decoded(fields, SLL.size, Next("ethertype", proto))
+    fields: dict[str, FieldValue] = {
+        "pkttype": pkttype,
+        "hatype": hatype,
+        "src_addr": _addr(addr, halen),
+        "protocol": proto,
+    }
+    return _payload(fields, SLL.size, hatype, proto)
 
 
 def dissect_sll2(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
@@ -38,16 +51,26 @@ def dissect_sll2(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anom
     if isinstance(v, Anomaly):
         return v
     proto, _res, ifindex, hatype, pkttype, halen, addr = v
-    fields = {
+    fields: dict[str, FieldValue] = {
         "protocol": proto,
         "ifindex": ifindex,
         "hatype": hatype,
         "pkttype": pkttype,
         "src_addr": _addr(addr, halen),
     }
+    return _payload(fields, SLL2.size, hatype, proto)
+
+
+def _payload(fields: dict[str, FieldValue], size: int, hatype: int, proto: int) -> Decoded:
+    if hatype == _ARPHRD_NETLINK:
+        return Decoded({**fields, "payload": "netlink"}, size, None)
+    if proto == _SLL_ETHERNET:
+        return Decoded(fields, size, Next("proto", "eth"))
+    if proto == _SLL_LLC:
+        return Decoded(fields, size, Next("proto", "llc"))
     if proto in _SLL_NON_ETHERTYPE:
-        return Decoded({**fields, "payload": _SLL_NON_ETHERTYPE[proto]}, SLL2.size, None)
-    return Decoded(fields, SLL2.size, Next("ethertype", proto))
+        return Decoded({**fields, "payload": _SLL_NON_ETHERTYPE[proto]}, size, None)
+    return Decoded(fields, size, Next("ethertype", proto))
 
 
 def dissect_null(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:

@@ -13,16 +13,34 @@ from dataclasses import dataclass, field
 
 from ipsotrace.dissectors import (
     arp,
+    ayiya,
+    dtls,
+    erspan,
+    esp,
     eth,
+    geneve,
+    gre,
+    gtpu,
     icmp,
     icmpv6,
+    ike,
     ipv4,
     ipv6,
     linklayers,
+    llc,
+    mpls,
+    nsh,
+    pbb,
+    ppp,
     tcp,
+    teredo,
     udp,
     vlan,
     vxlan,
+    vxlan_gpe,
+    wccp,
+    wireguard,
+    wlan,
 )
 from ipsotrace.dissectors.base import Decoded, Dissector, Next
 
@@ -43,6 +61,33 @@ DISSECTORS: dict[str, Dissector] = {
     "icmp": icmp.dissect,
     "icmpv6": icmpv6.dissect,
     "vxlan": vxlan.dissect,
+    "vxlan-gpe": vxlan_gpe.dissect,
+    "geneve": geneve.dissect,
+    "nsh": nsh.dissect,
+    "gtpu": gtpu.dissect,
+    "teredo": teredo.dissect,
+    "ayiya": ayiya.dissect,
+    "esp": esp.dissect,
+    "nat-t": esp.dissect_nat_t,  # UDP 4500: ESP, IKE behind the non-ESP marker, or keepalive
+    "ike": ike.dissect,
+    "wireguard": wireguard.dissect,
+    "dtls": dtls.dissect,
+    "gre": gre.dissect,
+    "erspan": erspan.dissect,
+    "wccp": wccp.dissect,
+    "mpls": mpls.dissect,
+    "pwcw": mpls.dissect_control_word,
+    "ppp": ppp.dissect,
+    "pbb": pbb.dissect,
+    "wlan": wlan.dissect,
+    "amsdu": wlan.dissect_amsdu,
+    "llc": llc.dissect,
+}
+
+# --- variants: names reached only through a binding; the layer keeps the protocol's name ---
+VARIANTS: dict[str, tuple[str, Dissector]] = {
+    # ERSPAN type I has no header to tell it from type II: GRE knows (no sequence number).
+    "erspan-type-i": ("erspan", erspan.dissect_type_i),
 }
 
 # --- link types (pcap LINKTYPE_* / DLT_*) -------------------------------------------------
@@ -67,6 +112,21 @@ ETHERTYPES: dict[int, str] = {
     0x8100: "vlan",
     0x88A8: "vlan",
     0x9100: "vlan",
+    0x6558: "eth",  # Transparent Ethernet Bridging (gretap, NVGRE)
+    0x880B: "ppp",
+    0x8847: "mpls",
+    0x8848: "mpls",  # multicast
+    0x88E7: "pbb",  # 802.1ah I-tag
+    0x894F: "nsh",
+}
+
+# --- GRE protocol types that are not Ethertypes (GRE falls back to ETHERTYPES) ---------------
+GRE_PROTOS: dict[int, str] = {
+    0x88BE: "erspan",  # type II (type I, without GRE sequence number, is chosen by GRE)
+    0x22EB: "erspan",  # type III
+    0x883E: "wccp",
+    # Aruba access points tunnel 802.11 frames with these types (Wireshark's list)
+    **{ptype: "wlan" for ptype in range(0x8200, 0x8380, 0x10)},
 }
 
 # --- IP protocol numbers -------------------------------------------------------------------
@@ -77,19 +137,46 @@ IPPROTOS: dict[int, str] = {
     17: "udp",
     41: "ipv6",
     58: "icmpv6",
+    47: "gre",
+    50: "esp",
+    137: "mpls",  # MPLS-in-IP (RFC 4023)
+    143: "eth",  # Ethernet (RFC 8986, SRv6 End.DX2)
 }
 
 # --- PPP protocol numbers --------------------------------------------------------------------
-PPP_PROTOS: dict[int, str] = {}
+PPP_PROTOS: dict[int, str] = {
+    0x0021: "ipv4",
+    0x0057: "ipv6",
+    0x0281: "mpls",
+    0x0283: "mpls",  # multicast
+}
 
 # --- UDP ports: defaults; the user's configuration replaces or extends them ----------------
 DEFAULT_UDP_PORTS: dict[int, str] = {
     4789: "vxlan",
     8472: "vxlan",  # Linux kernel default before IANA assigned 4789
+    4754: "gre",  # GRE-in-UDP (RFC 8086)
+    6635: "mpls",  # MPLS-in-UDP (RFC 7510)
+    6081: "geneve",
+    4790: "vxlan-gpe",
+    2152: "gtpu",
+    3544: "teredo",
+    5072: "ayiya",
+    500: "ike",
+    4500: "nat-t",
+    51820: "wireguard",
 }
 
 # --- heuristics: payload → confidence in [0, 1]; tried only on ports nobody configured -----
-HEURISTICS: dict[str, Callable[[bytes, int, int], float]] = {}
+HEURISTICS: dict[str, Callable[[bytes, int, int], float]] = {
+    # Ties go to the first entry: the tunnels whose inner packet is checked come first.
+    "vxlan": vxlan.heuristic,
+    "geneve": geneve.heuristic,
+    "gtpu": gtpu.heuristic,
+    "teredo": teredo.heuristic,
+    "wireguard": wireguard.heuristic,
+    "dtls": dtls.heuristic,
+}
 HEURISTIC_THRESHOLD = 0.6
 
 MAX_DEPTH = 8
@@ -148,6 +235,8 @@ def _resolve(nxt: Next, buf: bytes, off: int, end: int, cfg: DissectConfig, udp:
         return ETHERTYPES.get(key)
     if table == "ipproto" and isinstance(key, int):
         return IPPROTOS.get(key)
+    if table == "gre" and isinstance(key, int):
+        return GRE_PROTOS.get(key) or ETHERTYPES.get(key)
     if table == "ppp" and isinstance(key, int):
         return PPP_PROTOS.get(key)
     if table == "linktype" and isinstance(key, int):
@@ -217,7 +306,7 @@ def dissect_frame(
         name = _resolve(nxt, data, off, end, cfg, last_udp)
         if name is None:
             break
-        dissector = DISSECTORS.get(name)
+        name, dissector = VARIANTS.get(name) or (name, DISSECTORS.get(name))
         if dissector is None:
             break
         res = dissector(data, off, end, ctx)

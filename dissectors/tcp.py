@@ -12,7 +12,8 @@ HEADER = Header(
     "tcp", "HHIIBBHHH", ("sport", "dport", "seq", "ack", "offset_res", "flags", "window", "checksum", "urgent")
 )
 
-FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+# Bit 8 is the former NS bit, now AE (accurate ECN, RFC 9768), taken from the data-offset byte.
+FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE")
 
 
 def flag_string(flags: int) -> str:
@@ -23,25 +24,26 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     v = HEADER.unpack(buf, off, end)
     if isinstance(v, Anomaly):
         return v
-    sport, dport, seq, ack, offres, flags, window, csum, _urg = v
+    sport, dport, seq, ack, offres, flags8, window, csum, urgent = v
     hlen = (offres >> 4) * 4
-    if hlen < 20:
-        return malformed("tcp", off, f"data offset {hlen} < 20")
+    flags = flags8 | (offres & 1) << 8
     fields: dict[str, FieldValue] = {
         "sport": sport,
         "dport": dport,
         "seq": seq,
         "ack": ack,
-        "flags": flags | (offres & 1) << 8,
+        "flags": flags,
         "flag_names": flag_string(flags),
         "window": window,
         "checksum": csum,
+        "urgent": urgent,
         "header_length": hlen,
     }
+    # Below, a bad or cut header still yields the layer: its ports identify the flow.
+    if hlen < 20:
+        return Decoded(fields, 20, None, anomalies=[malformed("tcp", off, f"data offset {hlen} < 20")])
     if end - off < hlen:
-        if ctx.partial:
-            return Decoded(fields, end - off, None)
-        return truncated("tcp", off, hlen, end - off)
+        return Decoded(fields, end - off, None, anomalies=[truncated("tcp", off, hlen, end - off)])
     anomalies: list[Anomaly] = []
     if hlen > 20:
         opts, bad = _options(buf, off + 20, off + hlen)

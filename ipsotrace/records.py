@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Version of the JSON emitted by ``ipsotrace dissect --json`` (docs/json-schema.md).
+#: Version of the JSON emitted by ``ipsotrace dissect --json`` (docs/dissect-schema.md).
 DISSECT_SCHEMA = "ipsotrace.dissect/1"
 
 FieldValue = Any  # int | str | bool | float | list | dict | None: JSON-representable

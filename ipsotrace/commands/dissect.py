@@ -24,7 +24,7 @@ from ipsotrace.sinks.text import packet_summary
 def dissect(
     file: Path = typer.Argument(..., help="pcap or pcapng file (optionally gzip-compressed)."),
     count: int = typer.Option(0, "--count", "-c", help="Stop after N frames (0: all)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per frame (docs/json-schema.md)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per frame (docs/dissect-schema.md)."),
     port: list[str] = PortOption,
     no_heuristics: bool = NoHeuristicsOption,
 ) -> None:
