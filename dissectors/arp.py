@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, ipv4_str, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("arp", "HHBBH", ("htype", "ptype", "hlen", "plen", "op"))

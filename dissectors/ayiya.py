@@ -13,7 +13,6 @@ from __future__ import annotations
 import socket
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("ayiya", "BBBBI", ("id", "sig", "auth_op", "next_header", "epoch"))

@@ -9,7 +9,6 @@ registry finds it by :func:`heuristic` only.
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, malformed
-
 from ipsotrace.records import Anomaly, FieldValue
 
 RECORD = Header("dtls", "BHHHIH", ("content_type", "version", "epoch", "seq_hi", "seq_lo", "record_length"))
@@ -73,12 +72,14 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
 
 
 def heuristic(buf: bytes, off: int, end: int) -> float:
-    """A known content type and version, then records that tile the datagram exactly."""
+    """A known content type and version (required), then records that tile the datagram exactly."""
     if end - off < RECORD.size or buf[off] not in CONTENT_TYPES:
         return 0.0
     if int.from_bytes(buf[off + 1 : off + 3], "big") not in VERSIONS:
         return 0.0
     records, stop = _records(buf, off, end)
+    # A datagram holds whole records only (RFC 6347 §4.1.1): exact tiling weighs double.
     # Epochs count key changes (renegotiations): a large one is implausible.
-    checks = [bool(records), stop == end, bool(records) and int(records[0]["epoch"]) < 0x100]
-    return (1 + sum(checks)) / (1 + len(checks))
+    tiled = bool(records) and stop == end
+    epoch_ok = bool(records) and int(records[0]["epoch"]) < 0x100
+    return (1 + 2 * tiled + epoch_ok) / 4

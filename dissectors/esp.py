@@ -13,7 +13,6 @@ is that demultiplexer, a layer of 0, 1 or 4 bytes named ``nat-t``.
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("esp", "II", ("spi", "seq"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, mac_str
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("eth", "6s6sH", ("dst", "src", "type"))

@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 from ipsotrace.dissectors import plausible
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("geneve", "BBHI", ("ver_optlen", "flags", "protocol_type", "vni_reserved"))

@@ -13,7 +13,6 @@ import struct
 
 from ipsotrace.dissectors import plausible
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("gtpu", "BBHI", ("flags", "message_type", "gtp_length", "teid"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv4_str
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("icmp", "BBHHH", ("type", "code", "checksum", "rest_hi", "rest_lo"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv6_str
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("icmpv6", "BBHI", ("type", "code", "checksum", "rest"))

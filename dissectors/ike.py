@@ -10,7 +10,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, malformed
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv4_str, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header(

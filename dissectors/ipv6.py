@@ -9,7 +9,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv6_str, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("ipv6", "IHBB16s16s", ("vtf", "payload_length", "next_header", "hlim", "_src", "_dst"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 SLL = Header("sll", "HHH8sH", ("pkttype", "hatype", "halen", "_addr", "protocol"))

@@ -2,8 +2,13 @@
 
 Base header (4 bytes) + service path header (SPI 24 bit, SI 8 bit) + context:
 MD type 1 has a fixed 16-byte context (length field 6), MD type 2 a list of
-variable-length context TLVs.  NSH is an encapsulation of its own (the packet
-after it is the original one), so it counts as a tunnel level.
+variable-length context TLVs.
+
+NSH does not count as a tunnel level of its own (``encap`` is false): it rides on a
+transport encapsulation (VXLAN-GPE, GRE, Ethernet) and only adds the service path.
+Over VXLAN-GPE the GPE header already counts, so GPE + NSH is one tunnel keyed by
+the VNI, as the correlator expects; over bare Ethernet there is no underlay IP
+header, and the packet NSH carries is the first one.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("nsh", "HBBI", ("ver_o_ttl_len", "md_type", "next_protocol", "spi_si"))
@@ -73,6 +77,8 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     elif length > 8:
         fields["context"] = buf[off + 8 : off + length].hex()
     if fields["ttl"] == 0:
-        anomalies.append(Anomaly("nsh.ttl-zero", "nsh", off, "service path TTL is 0: the packet should have been dropped"))
+        anomalies.append(
+            Anomaly("nsh.ttl-zero", "nsh", off, "service path TTL is 0: the packet should have been dropped")
+        )
     name = NEXT_PROTOCOLS.get(next_proto)
-    return Decoded(fields, length, Next("proto", name) if name else None, anomalies=anomalies, encap=True)
+    return Decoded(fields, length, Next("proto", name) if name else None, anomalies=anomalies)

@@ -28,6 +28,7 @@ from ipsotrace.dissectors import (
     ipv6,
     linklayers,
     llc,
+    lwapp,
     mpls,
     nsh,
     pbb,
@@ -43,7 +44,6 @@ from ipsotrace.dissectors import (
     wlan,
 )
 from ipsotrace.dissectors.base import Decoded, Dissector, Next
-
 from ipsotrace.records import Anomaly, Layer, Packet
 
 # --- dissectors by protocol name (the names used in JSON "proto") ----------------------
@@ -72,6 +72,7 @@ DISSECTORS: dict[str, Dissector] = {
     "ike": ike.dissect,
     "wireguard": wireguard.dissect,
     "dtls": dtls.dissect,
+    "lwapp": lwapp.dissect,
     "gre": gre.dissect,
     "erspan": erspan.dissect,
     "wccp": wccp.dissect,
@@ -165,6 +166,8 @@ DEFAULT_UDP_PORTS: dict[int, str] = {
     500: "ike",
     4500: "nat-t",
     51820: "wireguard",
+    12222: "lwapp",  # data: 802.11 frames
+    12223: "lwapp",  # control
 }
 
 # --- heuristics: payload → confidence in [0, 1]; tried only on ports nobody configured -----
@@ -301,8 +304,10 @@ def dissect_frame(
         anomalies.append(Anomaly("frame.unsupported-linktype", "frame", 0, f"link type {linktype}"))
         return pkt
     while nxt is not None and len(layers) < MAX_LAYERS:
-        if off >= end:
+        if off >= end and not (ctx.snaplen_cut and end >= pkt.caplen):
             break
+        # When the snaplen cut the frame right before a header, the dissector still runs on zero
+        # bytes so that the packet says which header is missing ("udp.truncated … capture snaplen").
         name = _resolve(nxt, data, off, end, cfg, last_udp)
         if name is None:
             break
@@ -332,6 +337,9 @@ def dissect_frame(
             end = min(end, res.end)
         off += res.length
         nxt = res.next
+    else:
+        if nxt is not None and off < end:  # the loop ran out of layers, not of headers
+            anomalies.append(Anomaly("stack.too-many-layers", "frame", off, f"more than {MAX_LAYERS} layers"))
     return pkt
 
 

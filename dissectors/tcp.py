@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header(

@@ -18,7 +18,6 @@ import struct
 
 from ipsotrace.dissectors import plausible
 from ipsotrace.dissectors.base import Context, Decoded, Next, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 AUTH = 0x0001

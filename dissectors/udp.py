@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("udp", "HHHH", ("sport", "dport", "length", "checksum"))

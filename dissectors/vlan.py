@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next
-
 from ipsotrace.records import Anomaly
 
 HEADER = Header("vlan", "HH", ("tci", "type"))

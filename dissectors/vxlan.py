@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ipsotrace.dissectors import plausible
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("vxlan", "BBHI", ("flags", "gbp_flags", "group_policy_id", "vni_reserved"))

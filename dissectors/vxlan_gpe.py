@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next
 from ipsotrace.dissectors.nsh import NEXT_PROTOCOLS
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("vxlan-gpe", "BHBI", ("flags", "reserved", "next_protocol", "vni_reserved"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 INITIATION, RESPONSE, COOKIE_REPLY, TRANSPORT = 1, 2, 3, 4

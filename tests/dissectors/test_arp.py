@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.l2 import ARP, Ether
+
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 
 ETH = Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff")
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ipsotrace.dissectors import eth
-from ipsotrace.dissectors.base import Next
-from ipsotrace.dissectors.registry import DISSECTORS, DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import LLC, Dot3, Ether
 from scapy.packet import Raw
 
+from ipsotrace.dissectors import eth
+from ipsotrace.dissectors.base import Next
+from ipsotrace.dissectors.registry import DISSECTORS, DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly, Packet
 
 SRC, DST = "02:00:00:00:00:01", "02:00:00:00:00:02"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

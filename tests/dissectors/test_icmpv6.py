@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
@@ -23,6 +22,7 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

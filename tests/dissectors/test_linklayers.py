@@ -5,11 +5,11 @@ from __future__ import annotations
 import struct
 
 import pytest
-from ipsotrace.dissectors.registry import DISSECTORS, DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Ether
 
+from ipsotrace.dissectors.registry import DISSECTORS, DissectConfig, dissect_frame
 from ipsotrace.records import Packet
 
 IP4 = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1234, dport=53)

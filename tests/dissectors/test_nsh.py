@@ -39,8 +39,8 @@ def test_md_type2_over_vxlan_gpe_every_field() -> None:
         ("udp", 0),
         ("vxlan-gpe", 0),
         ("nsh", 1),
-        ("ipv4", 2),
-        ("udp", 2),
+        ("ipv4", 1),
+        ("udp", 1),
     ]
     ly = pkt.layers[4]
     assert (ly.offset, ly.length) == (50, 24)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
-from ipsotrace.dissectors.tcp import flag_string
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
+from ipsotrace.dissectors.tcp import flag_string
 from ipsotrace.records import Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

@@ -15,10 +15,9 @@ from ipsotrace.records import Anomaly, Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 OUTER = IP(src="192.0.2.1", dst="192.0.2.2")
-# Teredo address: server 65.54.227.120, flags 0x8000 (cone), port 40000 and client 192.0.2.45 obfuscated
-CLIENT = "2001:0:4136:e378:8000:{:x}:{:x}:{:x}".format(
-    40000 ^ 0xFFFF, (0xC000022D ^ 0xFFFFFFFF) >> 16, (0xC000022D ^ 0xFFFFFFFF) & 0xFFFF
-)
+# Teredo address: server 65.54.227.120, flags 0x8000 (cone), then port 40000 (0x9c40) and client
+# 192.0.2.45 (0xc000022d) XORed with all ones
+CLIENT = "2001:0:4136:e378:8000:63bf:3fff:fdd2"
 INNER = IPv6(src=CLIENT, dst="2001:db8::68") / TCP(sport=1000, dport=80, flags="S")
 
 

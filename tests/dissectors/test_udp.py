@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
+
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 
 
 def test_single_8021q_tag() -> None:

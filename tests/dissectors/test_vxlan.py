@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Packet
 
 OUTER = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="192.0.2.2")
