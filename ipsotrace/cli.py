@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from ipsotrace.commands import dissect
+from ipsotrace.commands import analyze, dissect
 
 app = typer.Typer(
     name="ipsotrace",
@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (dissect,):
+for _module in (dissect, analyze):
     _module.register(app)
 
 

@@ -1,0 +1,75 @@
+"""``ipsotrace analyze``: tunnels, tenant flows, underlay paths and ICMP errors of captures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ipsotrace.commands.common import (
+    EXIT_DAMAGED,
+    EXIT_USAGE,
+    NoHeuristicsOption,
+    PortOption,
+    dissect_config,
+    fail,
+    frames_with_progress,
+    open_or_fail,
+    report_damage,
+    write_line,
+)
+from ipsotrace.correlate import DEFAULT_MAX_FLOWS, Correlator, SourceInfo
+from ipsotrace.decode import decode
+
+
+def analyze(
+    files: list[Path] = typer.Argument(
+        ..., help="pcap/pcapng files (optionally gzip-compressed), merged into one result."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document (docs/analyze-schema.md) instead of the report."
+    ),
+    csv_dir: Path | None = typer.Option(
+        None, "--csv", help="Also write tunnels.csv and flows.csv into this directory."
+    ),
+    port: list[str] = PortOption,
+    no_heuristics: bool = NoHeuristicsOption,
+    max_flows: int = typer.Option(
+        DEFAULT_MAX_FLOWS, "--max-flows", help="Track at most N inner flows; the least active are evicted and counted."
+    ),
+    top: int = typer.Option(20, "--top", help="Inner flows shown in the report (all are in --json and --csv)."),
+) -> None:
+    """Correlate captures: tunnels between VTEPs, inner flows per tenant and the outer paths that carried them."""
+    if max_flows < 1:
+        fail("--max-flows must be at least 1", EXIT_USAGE)
+    cfg = dissect_config(port, no_heuristics)
+    corr = Correlator(max_flows=max_flows)
+    damaged = False
+    for path in files:
+        with open_or_fail(path) as cap:
+            corr.begin_source(str(path))
+            corr.add_all(decode(frames_with_progress(cap, f"analyze {path.name}"), cfg))
+            st = cap.status
+            corr.end_source(SourceInfo(str(path), st.format, st.frames, st.damage, st.damage_offset))
+            damaged = report_damage(cap) or damaged
+    doc = corr.result.to_json()
+    if csv_dir is not None:
+        from ipsotrace.sinks.csvout import write_csv
+
+        try:
+            write_csv(doc, csv_dir)
+        except OSError as exc:
+            fail(f"cannot write CSV to {csv_dir}: {exc}", EXIT_USAGE)
+    if as_json:
+        write_line(json.dumps(doc, indent=1))
+    else:
+        from ipsotrace.sinks.report import print_report
+
+        print_report(doc, top=top)
+    if damaged:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(analyze)
