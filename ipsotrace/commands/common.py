@@ -10,7 +10,7 @@ from types import TracebackType
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from ipsotrace.dissectors.registry import DissectConfig, parse_port_spec
 from ipsotrace.sources import CaptureError, CaptureFile, Frame
@@ -65,7 +65,7 @@ class LazyProgress:
         self.enabled = enabled and stderr.is_terminal
         self.start = time.monotonic()
         self._progress: Progress | None = None
-        self._task = 0
+        self._task = TaskID(0)
 
     def __enter__(self) -> LazyProgress:
         return self
