@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 TYPE_II = Header("erspan", "HHI", ("ver_vlan", "cos_en_t_session", "reserved_index"))

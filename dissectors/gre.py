@@ -23,7 +23,6 @@ from __future__ import annotations
 import struct
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("gre", "HH", ("flags_version", "protocol"))

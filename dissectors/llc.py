@@ -8,7 +8,6 @@ Ethertype when the OUI is 00-00-00 (RFC 1042) or 00-00-F8 (802.1H bridge tunnel)
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("llc", "BBB", ("dsap", "ssap", "control"))

@@ -10,7 +10,6 @@ entry is the one that marks the encapsulated packet (``encap``).
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("mpls", "I", ("entry",))

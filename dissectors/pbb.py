@@ -8,7 +8,6 @@ layer.  The I-SID (backbone service instance) is the ``tunnel_id``.
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("pbb", "I", ("tci",))

@@ -9,7 +9,6 @@ byte and even in their high byte, so an odd first byte means a one-byte field).
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Next, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 ADDRESS_CONTROL = b"\xff\x03"

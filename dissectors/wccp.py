@@ -11,7 +11,6 @@ header is present but its contents are to be ignored.
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, truncated
-
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("wccp", "BBBB", ("flags", "service_id", "alt_bucket", "pri_bucket"))

@@ -12,7 +12,6 @@ protected (encrypted) frames end the decode.
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, mac_str
-
 from ipsotrace.records import Anomaly, FieldValue
 
 # Header is network order: frame control is read as its two bytes, the 16-bit fields swapped.

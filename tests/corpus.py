@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipsotrace.dissectors.registry import DissectConfig
-
 from ipsotrace.decode import decode
+from ipsotrace.dissectors.registry import DissectConfig
 from ipsotrace.records import Packet
 from ipsotrace.sources import CaptureFile
 

@@ -46,6 +46,9 @@ def test_core_imports_no_front_end_or_store() -> None:
 
 
 def test_no_generic_top_level_packages_installed() -> None:
-    code = "import importlib.util, sys; print(importlib.util.find_spec('dissectors') is None and importlib.util.find_spec('tui') is None)"
+    code = (
+        "import importlib.util; "
+        "print(importlib.util.find_spec('dissectors') is None and importlib.util.find_spec('tui') is None)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout
     assert out.strip() == "True"

@@ -20,7 +20,7 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_DAMAGED = 3
 
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 PortOption = typer.Option(
     None,

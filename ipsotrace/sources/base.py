@@ -19,6 +19,7 @@ class Frame:
     wirelen: int
     linktype: int
     data: bytes
+    #: pcapng interface, numbered on across sections (the key of ``SourceStatus.linktypes``)
     interface: int = 0
 
 

@@ -10,9 +10,8 @@ the bad record starts, and everything before it is delivered.
 
 from __future__ import annotations
 
-import gzip
-import io
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,14 +58,14 @@ class CaptureFile:
         try:
             if head[:2] == GZIP_MAGIC:
                 raw.seek(0)
+                gz = _GzipStream(raw)
+                self._fh = gz  # type: ignore[assignment]
                 try:
-                    with gzip.GzipFile(fileobj=raw) as probe:
-                        head = probe.read(4)
-                except (OSError, EOFError) as exc:
+                    head = gz.peek(4)
+                except zlib.error as exc:
                     raise CaptureError(f"{path}: broken gzip stream: {exc}") from exc
-                raw.seek(0)
-                # GzipFile is unbuffered for small reads: put a large buffer in front of it.
-                self._fh = io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20)  # type: ignore[arg-type]
+                if len(head) < 4 and gz.cut:
+                    raise CaptureError(f"{path}: broken gzip stream: it ends before any capture data")
                 self.status.format = "gzip+"
             else:
                 raw.seek(0)
@@ -100,8 +99,8 @@ class CaptureFile:
         reader = self._pcapng if self.status.format.endswith("pcapng") else self._pcap
         try:
             yield from reader(self._fh)
-        except (OSError, EOFError, ValueError) as exc:
-            # a gzip stream cut short or corrupt (EOFError, BadGzipFile), an I/O error, a closed file
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            # a gzip stream cut short (EOFError) or corrupt (zlib.error), an I/O error, a closed file
             self._damage(f"read error: {exc}", self.status.bytes_read)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -158,7 +157,6 @@ class CaptureFile:
         interfaces: list[_Interface] = []
         number = 0
         self.status.linktypes = {}
-        section = 0
         while True:
             at = self.status.bytes_read
             head = self._read(fh, 8)
@@ -190,7 +188,6 @@ class CaptureFile:
                 if struct.unpack(endian + "I", rest[-4:])[0] != blen:
                     self._damage(f"section header block length {blen} does not match its trailer", at)
                     return
-                section += 1
                 interfaces = []  # interface ids restart in each section
                 continue
             btype, blen = struct.unpack(endian + "II", head)
@@ -284,6 +281,63 @@ def _interface(number: int, linktype: int, snaplen: int, options: bytes, endian:
             (offset,) = struct.unpack(endian + "q", value[:8])
         pos += 4 + ((length + 3) & ~3)
     return _Interface(number, linktype, snaplen, units, offset)
+
+
+class _GzipStream:
+    """Decompress gzip (several members too) on the fly, up to the last byte a cut file holds.
+
+    ``gzip.GzipFile`` discards the block it was decompressing when the file ends early, so a
+    cut ``.pcap.gz`` would lose frames that are really there; here every decompressed byte is
+    delivered before the cut is reported (as EOFError).
+    """
+
+    CHUNK = 1 << 16
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(wbits=31)
+        self._buf = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._cut = False
+
+    @property
+    def cut(self) -> bool:
+        """The compressed file ended inside a gzip member (known once its end was reached)."""
+        return self._cut
+
+    def peek(self, n: int) -> bytes:
+        while len(self._buf) - self._pos < n and not self._eof:
+            self._fill()
+        return bytes(self._buf[self._pos : self._pos + n])
+
+    def read(self, n: int) -> bytes:
+        out = self.peek(n)
+        self._pos += len(out)
+        if self._pos >= self.CHUNK:  # drop consumed bytes now and then, not on every read
+            del self._buf[: self._pos]
+            self._pos = 0
+        if len(out) < n and self._cut:
+            self._cut = False  # reported once: the reader records the damage and stops
+            raise EOFError("compressed file ends before the end of its gzip stream")
+        return out
+
+    def _fill(self) -> None:
+        chunk = self._raw.read(self.CHUNK)
+        if not chunk:
+            self._eof = True
+            self._cut = not self._z.eof
+            return
+        while chunk:
+            if self._z.eof:
+                if not chunk.strip(b"\0"):  # zero padding after the last member
+                    return
+                self._z = zlib.decompressobj(wbits=31)  # concatenated members (cat a.gz b.gz)
+            self._buf += self._z.decompress(chunk)
+            chunk = self._z.unused_data
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 def open_capture(path: str | Path) -> CaptureFile:

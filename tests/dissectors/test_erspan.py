@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors import erspan
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III, ERSPAN_PlatformSpecific
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import GRE, Dot1Q, Ether
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
+from ipsotrace.dissectors import erspan
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly, Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import random
 import struct
 
-from ipsotrace.dissectors import erspan, gre, llc, mpls, pbb, ppp, wccp, wlan
-from ipsotrace.dissectors.base import Decoded
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import GRE, GRE_PPTP, Ether
 from scapy.layers.ppp import PPP
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
+from ipsotrace.dissectors import erspan, gre, llc, mpls, pbb, ppp, wccp, wlan
+from ipsotrace.dissectors.base import Decoded
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly, Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

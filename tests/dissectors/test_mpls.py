@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors import mpls
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.contrib.mpls import MPLS
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
@@ -13,6 +11,8 @@ from scapy.layers.l2 import GRE, Ether
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
+from ipsotrace.dissectors import mpls
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly, Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

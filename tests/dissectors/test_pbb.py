@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors import pbb
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
+from ipsotrace.dissectors import pbb
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly
 
 BACKBONE = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

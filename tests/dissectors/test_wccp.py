@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ipsotrace.dissectors import wccp
-from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import GRE, Ether
 from scapy.packet import Raw
 
+from ipsotrace.dissectors import wccp
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly, Packet
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
