@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from ipsotrace.commands import analyze, dissect
+from ipsotrace.commands import analyze, dissect, explain, lab, probe
 
 app = typer.Typer(
     name="ipsotrace",
@@ -21,7 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (dissect, analyze):
+for _module in (dissect, analyze, explain, lab, probe):
     _module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""One module per finding: each has a ``SPEC`` and a ``check(ctx) -> list[Finding]``."""
