@@ -7,6 +7,7 @@ and AH are walked; the layer's ``next`` is the upper-layer protocol after them.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv6_str, malformed, truncated
 from ipsotrace.records import Anomaly, FieldValue
@@ -88,6 +89,8 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
         exts.append(name)
         nh = nxt_hdr
         pos += hlen
+        if later_fragment:
+            break  # what follows is the middle of the fragmentable part, not a header
     if exts:
         fields["ext"] = exts
     fields["next_header"] = nh
@@ -127,4 +130,27 @@ def _jumbo_length(buf: bytes, pos: int, end: int) -> int | None:
         if otype == 0xC2 and olen == 4 and pos + 6 <= end:
             return int(struct.unpack_from("!I", buf, pos + 2)[0])
         pos += 2 + olen
+    return None
+
+
+class FragmentHeader(NamedTuple):
+    end: int  # first byte after the fragment header: where the fragmentable part starts
+    next_header: int  # protocol of the fragmentable part (the reassembled payload)
+    offset: int  # bytes
+    mf: bool
+    ident: int
+
+
+def fragment_header(buf: bytes, off: int, end: int) -> FragmentHeader | None:
+    """The fragment header of the IPv6 packet at ``off``, walking the extension headers before it."""
+    if end - off < 40:
+        return None
+    nh, pos = buf[off + 6], off + 40
+    while nh in EXT_NAMES:
+        if end - pos < 8:
+            return None
+        if nh == 44:
+            fo, ident = struct.unpack_from("!HI", buf, pos + 2)
+            return FragmentHeader(pos + 8, buf[pos], (fo >> 3) * 8, bool(fo & 1), ident)
+        nh, pos = buf[pos], pos + ((buf[pos + 1] + 2) * 4 if nh == 51 else (buf[pos + 1] + 1) * 8)
     return None

@@ -230,6 +230,34 @@ class _Ctx:
         return self.quoted or self.fragment
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where decoding goes on after a fragmented IP layer whose datagram is now whole.
+
+    ``data`` is this frame's bytes up to the end of the fragmented IP header followed by the
+    reassembled payload; the layers decoded from it are flagged ``reassembled``.
+    """
+
+    data: bytes
+    off: int
+    end: int
+    next: Next | None
+    encap: bool
+
+
+#: called on a fragmented IP layer: False stops after it, True goes on per frame, a Resume goes
+#: on in the reassembled datagram.  Arguments: the packet, the IP layer, the buffer it was read
+#: from, the end of the bytes available to it, and the dissector's result.
+FragmentHook = Callable[[Packet, Layer, bytes, int, Decoded], "Resume | bool"]
+
+_IP_LAYERS = frozenset({"ipv4", "ipv6"})
+
+
+def _is_fragment(f: Mapping[str, object]) -> bool:
+    # an IPv6 atomic fragment (offset 0, no MF: RFC 6946) is a whole datagram
+    return bool(f.get("mf") or f.get("frag_offset"))
+
+
 def _resolve(nxt: Next, buf: bytes, off: int, end: int, cfg: DissectConfig, udp: Layer | None) -> str | None:
     table, key = nxt.table, nxt.key
     if table == "proto":
@@ -285,8 +313,14 @@ def dissect_frame(
     ts_ns: int = 0,
     wirelen: int | None = None,
     interface: int = 0,
+    fragments: FragmentHook | None = None,
 ) -> Packet:
-    """Decode one frame into its layer stack.  Never raises on any input bytes."""
+    """Decode one frame into its layer stack.  Never raises on any input bytes.
+
+    ``fragments`` is the reassembly stage (:mod:`ipsotrace.reassembly`): it is called on the
+    first non-quoted IP layer that is a fragment (and again on such layers inside a reassembled
+    payload) and says whether to stop there, go on per frame, or go on in reassembled bytes.
+    """
     pkt = Packet(
         frame=frame,
         ts_ns=ts_ns,
@@ -300,11 +334,12 @@ def dissect_frame(
     nxt: Next | None = Next("linktype", linktype)
     off, end, depth = 0, len(data), 0
     last_udp: Layer | None = None
+    reassembled = False
     if LINKTYPES.get(linktype) is None:
         anomalies.append(Anomaly("frame.unsupported-linktype", "frame", 0, f"link type {linktype}"))
         return pkt
     while nxt is not None and len(layers) < MAX_LAYERS:
-        if off >= end and not (ctx.snaplen_cut and end >= pkt.caplen):
+        if off >= end and (reassembled or not (ctx.snaplen_cut and end >= pkt.caplen)):
             break
         # When the snaplen cut the frame right before a header, the dissector still runs on zero
         # bytes so that the packet says which header is missing ("udp.truncated … capture snaplen").
@@ -318,25 +353,34 @@ def dissect_frame(
         if isinstance(res, Anomaly):
             _record(pkt, res, ctx)
             break
-        layer = Layer(name, off, res.length, res.fields, len(layers) - 1 if layers else None, depth, ctx.quoted)
+        parent = len(layers) - 1 if layers else None
+        layer = Layer(name, off, res.length, res.fields, parent, depth, ctx.quoted, reassembled)
         layers.append(layer)
         for a in res.anomalies:
             _record(pkt, a, ctx)
         if name == "udp":
             last_udp = layer
-        if res.partial:
+        encap, partial, payload_end, nxt, next_off = res.encap, res.partial, res.end, res.next, off + res.length
+        if fragments is not None and not ctx.quoted and name in _IP_LAYERS and _is_fragment(res.fields):
+            go = fragments(pkt, layer, data, end, res)
+            if go is False:
+                break
+            if isinstance(go, Resume):
+                # the rest of the stack comes from the reassembled datagram, not from this frame
+                data, next_off, end, nxt, encap = go.data, go.off, go.end, go.next, go.encap
+                partial, payload_end, reassembled = False, None, True
+        if partial:
             ctx.fragment = True
         if res.quote:
             ctx.quoted = True
-        elif res.encap and not ctx.quoted:
+        elif encap and not ctx.quoted:
             depth += 1
             if depth > cfg.max_depth:
                 anomalies.append(Anomaly("stack.too-deep", name, off, f"more than {cfg.max_depth} nested tunnels"))
                 break
-        if res.end is not None:
-            end = min(end, res.end)
-        off += res.length
-        nxt = res.next
+        if payload_end is not None:
+            end = min(end, payload_end)
+        off = next_off
     else:
         if nxt is not None and off < end:  # the loop ran out of layers, not of headers
             anomalies.append(Anomaly("stack.too-many-layers", "frame", off, f"more than {MAX_LAYERS} layers"))
@@ -364,6 +408,8 @@ __all__ = [
     "IPPROTOS",
     "Decoded",
     "DissectConfig",
+    "FragmentHook",
+    "Resume",
     "dissect_frame",
     "parse_port_spec",
 ]

@@ -29,7 +29,7 @@ class Anomaly:
 
 
 #: Keys of a layer's JSON object that belong to the layer itself; dissector fields never use them.
-RESERVED_KEYS = frozenset({"proto", "offset", "length", "parent", "depth", "quoted"})
+RESERVED_KEYS = frozenset({"proto", "offset", "length", "parent", "depth", "quoted", "reassembled"})
 
 
 @dataclass(slots=True)
@@ -40,6 +40,9 @@ class Layer:
     link layer); ``depth`` counts the tunnels (encapsulations) above this layer, so the
     outer headers are depth 0, the headers carried by the first tunnel depth 1, etc.
     ``quoted`` marks headers that sit inside an ICMP/ICMPv6 error quote.
+    ``reassembled`` marks headers decoded from a reassembled IP datagram: their ``offset``
+    indexes that datagram laid out after this frame's headers (the frame's bytes up to the
+    end of the fragmented IP header, then the reassembled payload), not the frame itself.
     """
 
     proto: str
@@ -49,6 +52,7 @@ class Layer:
     parent: int | None = None
     depth: int = 0
     quoted: bool = False
+    reassembled: bool = False
 
     def get(self, name: str, default: FieldValue = None) -> FieldValue:
         return self.fields.get(name, default)
@@ -63,6 +67,8 @@ class Layer:
         }
         if self.quoted:
             out["quoted"] = True
+        if self.reassembled:
+            out["reassembled"] = True
         out.update(self.fields)
         return out
 

@@ -171,11 +171,16 @@ ANOMALY_KIND = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$")
 def check_invariants(pkt: Packet, max_depth: int = MAX_DEPTH) -> None:
     """What every decoded packet must satisfy, whatever the input bytes."""
     assert len(pkt.layers) <= MAX_LAYERS
+    # layers of a reassembled datagram index the frame's headers followed by the reassembled payload
+    limit = pkt.caplen + sum(int(ly.fields.get("reassembled_length", 0)) for ly in pkt.layers)
     prev_off, prev_depth, quoted = 0, 0, False
     for i, ly in enumerate(pkt.layers):
         assert ly.parent == (i - 1 if i else None), f"layer {i} {ly.proto}: parent {ly.parent}"
         assert ly.offset >= prev_off, f"layer {i} {ly.proto} goes backwards"
-        assert ly.length >= 0 and ly.offset + ly.length <= pkt.caplen, f"layer {i} {ly.proto} runs past the frame"
+        assert ly.length >= 0 and ly.offset + ly.length <= (limit if ly.reassembled else pkt.caplen), (
+            f"layer {i} {ly.proto} runs past the frame"
+        )
+        assert ly.reassembled or not any(x.reassembled for x in pkt.layers[:i]), "a layer after reassembly is not"
         assert prev_depth <= ly.depth <= prev_depth + 1 and ly.depth <= max_depth
         assert ly.quoted or not quoted, "a layer after a quote is not quoted"
         reserved = RESERVED_KEYS & ly.fields.keys()
@@ -183,5 +188,5 @@ def check_invariants(pkt: Packet, max_depth: int = MAX_DEPTH) -> None:
         prev_off, prev_depth, quoted = ly.offset, ly.depth, ly.quoted
     for a in pkt.anomalies:
         assert ANOMALY_KIND.match(a.kind), a.kind
-        assert 0 <= a.offset <= max(pkt.caplen, 0), a
+        assert 0 <= a.offset <= max(limit, 0), a
     json.dumps(pkt.to_json(), allow_nan=False)

@@ -11,6 +11,7 @@ from ipsotrace.commands.common import (
     EXIT_DAMAGED,
     EXIT_USAGE,
     NoHeuristicsOption,
+    NoReassembleOption,
     PortOption,
     dissect_config,
     fail,
@@ -19,7 +20,7 @@ from ipsotrace.commands.common import (
     report_damage,
     write_line,
 )
-from ipsotrace.correlate import DEFAULT_MAX_FLOWS, Correlator, SourceInfo
+from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Correlator, SourceInfo
 from ipsotrace.decode import decode
 
 
@@ -35,21 +36,34 @@ def analyze(
     ),
     port: list[str] = PortOption,
     no_heuristics: bool = NoHeuristicsOption,
+    no_reassemble: bool = NoReassembleOption,
     max_flows: int = typer.Option(
         DEFAULT_MAX_FLOWS, "--max-flows", help="Track at most N inner flows; the least active are evicted and counted."
+    ),
+    max_tunnels: int = typer.Option(
+        DEFAULT_MAX_TUNNELS,
+        "--max-tunnels",
+        help="Track at most N tunnel sessions; the least active are evicted and counted.",
+    ),
+    gre_key_as_id: bool = typer.Option(
+        False,
+        "--gre-key-as-id",
+        help="Read GRE-with-key over Ethernet as gretap (whole key = tunnel ID), not NVGRE (VSID + FlowID).",
     ),
     top: int = typer.Option(20, "--top", help="Inner flows shown in the report (all are in --json and --csv)."),
 ) -> None:
     """Correlate captures: tunnels between VTEPs, inner flows per tenant and the outer paths that carried them."""
     if max_flows < 1:
         fail("--max-flows must be at least 1", EXIT_USAGE)
+    if max_tunnels < 1:
+        fail("--max-tunnels must be at least 1", EXIT_USAGE)
     cfg = dissect_config(port, no_heuristics)
-    corr = Correlator(max_flows=max_flows)
+    corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
     damaged = False
     for path in files:
         with open_or_fail(path) as cap:
             corr.begin_source(str(path))
-            corr.add_all(decode(frames_with_progress(cap, f"analyze {path.name}"), cfg))
+            corr.add_all(decode(frames_with_progress(cap, f"analyze {path.name}"), cfg, not no_reassemble))
             st = cap.status
             corr.end_source(SourceInfo(str(path), st.format, st.frames, st.damage, st.damage_offset))
             damaged = report_damage(cap) or damaged
@@ -62,7 +76,7 @@ def analyze(
         except OSError as exc:
             fail(f"cannot write CSV to {csv_dir}: {exc}", EXIT_USAGE)
     if as_json:
-        write_line(json.dumps(doc, indent=1))
+        write_line(json.dumps(doc, indent=1, sort_keys=True))  # byte-stable: diffable between runs
     else:
         from ipsotrace.sinks.report import print_report
 

@@ -31,6 +31,11 @@ PortOption = typer.Option(
 NoHeuristicsOption = typer.Option(
     False, "--no-heuristics", help="Do not guess VXLAN/Geneve/GTP-U on UDP ports nobody configured."
 )
+NoReassembleOption = typer.Option(
+    False,
+    "--no-reassemble",
+    help="Decode every frame on its own: no IP reassembly (a first fragment's payload is decoded as far as it goes).",
+)
 
 
 def dissect_config(ports: list[str] | None, no_heuristics: bool) -> DissectConfig:

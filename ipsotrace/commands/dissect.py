@@ -10,6 +10,7 @@ import typer
 from ipsotrace.commands.common import (
     EXIT_DAMAGED,
     NoHeuristicsOption,
+    NoReassembleOption,
     PortOption,
     dissect_config,
     frames_with_progress,
@@ -27,11 +28,12 @@ def dissect(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per frame (docs/dissect-schema.md)."),
     port: list[str] = PortOption,
     no_heuristics: bool = NoHeuristicsOption,
+    no_reassemble: bool = NoReassembleOption,
 ) -> None:
     """Decode every layer of every packet: outer headers, tunnel IDs, inner headers, ICMP quotes."""
     cfg = dissect_config(port, no_heuristics)
     with open_or_fail(file) as cap:
-        for n, pkt in enumerate(decode(frames_with_progress(cap, "dissect"), cfg), 1):
+        for n, pkt in enumerate(decode(frames_with_progress(cap, "dissect"), cfg, not no_reassemble), 1):
             if as_json:
                 write_line(json.dumps(pkt.to_json(), separators=(",", ":")))
             else:

@@ -7,6 +7,7 @@ Pure core: consumes :class:`ipsotrace.records.Packet` and produces mergeable
 from ipsotrace.correlate.aggregates import (
     ANALYZE_SCHEMA,
     DEFAULT_MAX_FLOWS,
+    DEFAULT_MAX_TUNNELS,
     SIZE_BINS,
     Aggregates,
     FlowKey,
@@ -23,6 +24,7 @@ from ipsotrace.correlate.extract import Hop, IcmpError, Inner, View, view
 __all__ = [
     "ANALYZE_SCHEMA",
     "DEFAULT_MAX_FLOWS",
+    "DEFAULT_MAX_TUNNELS",
     "SIZE_BINS",
     "Aggregates",
     "Correlator",

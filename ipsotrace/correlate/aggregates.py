@@ -5,12 +5,12 @@ Every aggregate here is plain data with an ``add``-style update done by
 combines two partial results (file chunks, several files) into the result one
 pass over the concatenated input gives.  Merge is exact for every counter,
 histogram, minimum/maximum and distinct count; the exceptions, each bounded and
-documented in docs/analyze-schema.md, are flows evicted by the flow cap, paths
-beyond :data:`MAX_PATHS` per flow, and TCP retransmissions hidden behind more
+documented in docs/analyze-schema.md, are flows and tunnels evicted by their caps,
+paths beyond :data:`MAX_PATHS` per flow, and TCP retransmissions hidden behind more
 than :data:`TCP_HEAD` new segments at the start of the later part.
 
 ``merge(a, b)`` means "b came after a" (it matters only for retransmissions).
-Memory is O(tunnels + flows): per-packet facts only ever update counters.
+Memory is O(tunnels + flows), both capped: per-packet facts only ever update counters.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ MAX_PATHS = 256  # outer paths kept per flow; packets on further paths are count
 TCP_HEAD = 16  # leading new-data segments kept per flow to detect retransmissions across a merge
 MAX_EXAMPLES = 5  # evidence frames kept per anomaly kind
 DEFAULT_MAX_FLOWS = 100_000
+DEFAULT_MAX_TUNNELS = 20_000  # a busy fabric has thousands of VTEP pairs x VNIs; random VNIs must not grow memory
 _M32 = 0xFFFFFFFF
 
-TunnelKey = tuple[str, str, str, int | None]  # encap, outer src, outer dst, tunnel ID
-PathKey = tuple[str, str, int, int, int, int]  # outer src, dst, IP proto, sport, dport, IPv6 flow label
+TunnelKey = tuple[str, str, str, int | None]  # encap, outer src, outer dst, tunnel ID (NVGRE: VSID)
+# outer src, dst, IP proto, sport (the entropy: UDP source port or NVGRE FlowID), dport, IPv6 flow label
+PathKey = tuple[str, str, int, int, int, int]
 Via = tuple[TunnelKey, ...]  # tunnels around the flow's own tunnel (nested), outer first
 FlowKey = tuple[str, int | None, str, str, str, int, int, int]  # encap, tunnel ID, l3, src, dst, proto, ports
 Evidence = tuple[int, str, int]  # (ts_ns, source, frame): the earliest packet, min() merges it
@@ -84,7 +86,7 @@ class TunnelStats:
     packets: int = 0
     bytes: int = 0  # outer IP packet lengths
     max_size: int = 0
-    entropy_ports: Distinct = field(default_factory=Distinct)  # outer UDP source ports
+    entropy_ports: Distinct = field(default_factory=Distinct)  # outer UDP source ports, NVGRE FlowIDs
     inner_flows: Distinct = field(default_factory=Distinct)  # hashes of inner flow keys
     ttl: dict[int, int] = field(default_factory=dict)  # outer TTL / hop limit → packets
     dscp: dict[int, int] = field(default_factory=dict)
@@ -368,6 +370,7 @@ class Aggregates:
     """Everything ``analyze`` reports, mergeable: ``a.merge(b)`` equals one pass over a then b."""
 
     max_flows: int = DEFAULT_MAX_FLOWS
+    max_tunnels: int = DEFAULT_MAX_TUNNELS
     sources: list[SourceInfo] = field(default_factory=list)
     packets: int = 0
     bytes: int = 0  # frame lengths on the wire
@@ -383,6 +386,9 @@ class Aggregates:
     evicted_flows: int = 0
     evicted_packets: int = 0
     evicted_bytes: int = 0
+    evicted_tunnels: int = 0
+    evicted_tunnel_packets: int = 0
+    evicted_tunnel_bytes: int = 0
     dropped_icmp: int = 0  # ICMP error groups not kept once max_flows groups exist
 
     # --- merging --------------------------------------------------------------------------
@@ -406,6 +412,10 @@ class Aggregates:
             if t is None:
                 self.tunnels[tk] = t = TunnelStats(ts.first, ts.last_ns)
             t.merge(ts)
+        self.evicted_tunnels += o.evicted_tunnels
+        self.evicted_tunnel_packets += o.evicted_tunnel_packets
+        self.evicted_tunnel_bytes += o.evicted_tunnel_bytes
+        self.enforce_tunnel_cap()
         for fk, fs in o.flows.items():
             f = self.flows.get(fk)
             if f is None:
@@ -444,6 +454,19 @@ class Aggregates:
             self.evicted_flows += 1
             self.evicted_packets += fs.packets
             self.evicted_bytes += fs.bytes
+
+    def enforce_tunnel_cap(self, room: int = 0) -> None:
+        """As :meth:`enforce_flow_cap`, for tunnel sessions: at most ``max_tunnels - room`` remain."""
+        excess = len(self.tunnels) - (self.max_tunnels - room)
+        if excess <= 0:
+            return
+        n = max(excess, self.max_tunnels // 10, 1)
+        victims = heapq.nsmallest(n, self.tunnels.items(), key=lambda kv: (kv[1].packets, kv[1].last_ns, kv[1].first))
+        for tk, ts in victims:
+            del self.tunnels[tk]
+            self.evicted_tunnels += 1
+            self.evicted_tunnel_packets += ts.packets
+            self.evicted_tunnel_bytes += ts.bytes
 
     # --- output ---------------------------------------------------------------------------
     def sorted_tunnels(self) -> list[tuple[TunnelKey, TunnelStats]]:
@@ -525,6 +548,12 @@ class Aggregates:
                 "flows": self.evicted_flows,
                 "packets": self.evicted_packets,
                 "bytes": self.evicted_bytes,
+            },
+            "max_tunnels": self.max_tunnels,
+            "evicted_tunnels": {
+                "tunnels": self.evicted_tunnels,
+                "packets": self.evicted_tunnel_packets,
+                "bytes": self.evicted_tunnel_bytes,
             },
             "size_bins": list(SIZE_BINS),
             "tunnels": [ts.to_json(tk) for tk, ts in self.sorted_tunnels()],

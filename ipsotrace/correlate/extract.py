@@ -15,7 +15,14 @@ Conventions (docs/analyze-schema.md):
   nearest IP header before the boundary (Ethernet addresses when there is
   none, as for MPLS over Ethernet), the UDP ports between them, and the tunnel
   ID of the boundary (or of the nearest header before it that has one: a GRE
-  key under ERSPAN).  IP-in-IP is named ``ipip``, ``6in4``, ``4in6``, ``6in6``.
+  key under ERSPAN).  IP-in-IP is named ``ipip``, ``6in4``, ``4in6``, ``6in6``;
+  Ethernet straight in IP (protocol 143) ``srv6`` over IPv6 (SRv6 L2 services,
+  RFC 8986) and ``eth-in-ipv4`` over IPv4.
+- GRE with a key carrying Ethernet (0x6558) is read as **NVGRE** (RFC 7637):
+  encapsulation ``nvgre``, tunnel ID the 24-bit VSID, and the 8-bit FlowID as
+  the hop's entropy in ``sport``, where UDP tunnels have their source port.
+  ``gre_key_as_id=True`` keeps it ``gre`` with the whole key as ID (gretap
+  with an opaque key: the two look the same on the wire).
 - A tunnel header straight after another (NSH after VXLAN-GPE) has no outer
   header of its own: it belongs to the tunnel before it, which names the hop.
 - With nested tunnels the **innermost** hop is the flow's tunnel and its outer
@@ -36,7 +43,16 @@ IP_PROTOS = ("ipv4", "ipv6")
 ICMP_ERROR_KINDS = frozenset(
     {"dest-unreachable", "frag-needed", "packet-too-big", "time-exceeded", "parameter-problem", "source-quench"}
 )
-_IPIP_NAMES = {("ipv4", 4): "ipip", ("ipv4", 41): "6in4", ("ipv6", 4): "4in6", ("ipv6", 41): "6in6"}
+_IPIP_NAMES = {
+    ("ipv4", 4): "ipip",
+    ("ipv4", 41): "6in4",
+    ("ipv6", 4): "4in6",
+    ("ipv6", 41): "6in6",
+    ("ipv4", 143): "eth-in-ipv4",
+    ("ipv6", 143): "srv6",
+}
+_IPIP_INNER = {4: IP_PROTOS, 41: IP_PROTOS, 143: ("eth",)}  # what the inner header of IP-in-IP may be
+_MAYBE_BOUNDARY = TUNNEL_PROTOS | set(IP_PROTOS)
 _TRANSPORTS = frozenset({"tcp", "udp", "icmp", "icmpv6", "sctp"})
 
 
@@ -46,10 +62,11 @@ class Hop(NamedTuple):
     encap: str
     src: str
     dst: str
-    tunnel_id: int | None
+    tunnel_id: int | None  # NVGRE: the VSID
     ipproto: int  # outer IP protocol (17 UDP, 47 GRE, 4 IP-in-IP...), 0 without an IP header
-    sport: int  # outer UDP ports, 0 when the tunnel does not ride on UDP
-    dport: int
+    # the hop's ECMP entropy: the outer UDP source port, or NVGRE's FlowID (RFC 7637), 0 if none
+    sport: int
+    dport: int  # outer UDP destination port, 0 when the tunnel does not ride on UDP
     flow_label: int  # outer IPv6 flow label (ECMP entropy on IPv6 underlays), 0 for IPv4
     ttl: int  # -1 when there is no outer IP header
     dscp: int
@@ -124,8 +141,8 @@ def _is_boundary(layers: list[Layer], i: int, stop: int, quoted: bool) -> bool:
     p = ly.proto
     if p in IP_PROTOS:
         # IP-in-IP whose inner header did not decode (cut short) is still a tunnel
-        inner_ok = nxt is None or nxt.proto in IP_PROTOS
-        return inner_ok and _ipip(ly) is not None and not ly.fields.get("frag_offset")
+        inner = _IPIP_INNER.get(_ip_proto(ly))
+        return inner is not None and (nxt is None or nxt.proto in inner) and not ly.fields.get("frag_offset")
     if p == "mpls":
         return bool(ly.fields.get("s")) or nxt is None or nxt.proto != "mpls"
     # a chain of tunnel headers (GRE then ERSPAN, VXLAN-GPE then NSH) is one tunnel: the last
@@ -133,17 +150,27 @@ def _is_boundary(layers: list[Layer], i: int, stop: int, quoted: bool) -> bool:
     return p in TUNNEL_PROTOS and (nxt is None or nxt.proto not in TUNNEL_PROTOS)
 
 
-def _ipip(ly: Layer) -> str | None:
-    f = ly.fields
-    proto = f.get("protocol") if ly.proto == "ipv4" else f.get("next_header")
-    return _IPIP_NAMES.get((ly.proto, proto))  # type: ignore[arg-type]
+def _ip_proto(ly: Layer) -> int:
+    return int(ly.fields.get("protocol" if ly.proto == "ipv4" else "next_header", 0))
 
 
-def _hop(pkt: Packet, layers: list[Layer], start: int, b: int) -> Hop:
-    """The hop whose boundary is ``layers[b]``, its outer headers in ``layers[start:b+1]``."""
+def _hop(pkt: Packet, layers: list[Layer], start: int, b: int, gre_key_as_id: bool) -> Hop:
+    """The hop whose boundary is ``layers[b]``, its outer headers in ``layers[start:b+1]``.
+
+    Header fields are ints as the dissectors unpacked them (no per-packet ``int()`` here or in
+    :func:`_ip_inner`: this is the scalar hot path).
+    """
     bl = layers[b]
-    tid = bl.fields.get("tunnel_id")
+    bf = bl.fields
+    tid = bf.get("tunnel_id")
     encap = bl.proto
+    entropy = 0
+    if encap == "gre" and not gre_key_as_id and "vsid" in bf:
+        encap = "nvgre"
+        tid = bf["vsid"]
+        entropy = bf["flow_id"]
+    elif encap in IP_PROTOS:
+        encap = _IPIP_NAMES.get((encap, _ip_proto(bl)), encap)
     ip_i = -1
     udp: Layer | None = None
     eth: Layer | None = None
@@ -159,8 +186,6 @@ def _hop(pkt: Packet, layers: list[Layer], start: int, b: int) -> Hop:
             eth = ly
         elif tid is None and j < b:
             tid = ly.fields.get("tunnel_id")
-    if bl.proto in IP_PROTOS:
-        encap = _ipip(bl) or bl.proto
     if ip_i < 0:
         src = str(eth.fields.get("src", "")) if eth else ""
         dst = str(eth.fields.get("dst", "")) if eth else ""
@@ -168,18 +193,23 @@ def _hop(pkt: Packet, layers: list[Layer], start: int, b: int) -> Hop:
     ip = layers[ip_i]
     f = ip.fields
     is4 = ip.proto == "ipv4"
+    if udp is not None:
+        uf = udp.fields
+        entropy, dport = uf["sport"], uf["dport"]
+    else:
+        dport = 0
     return Hop(
         encap,
         f["src"],
         f["dst"],
         tid,
-        int(f.get("protocol" if is4 else "next_header", 0)),
-        int(udp.fields["sport"]) if udp else 0,
-        int(udp.fields["dport"]) if udp else 0,
-        0 if is4 else int(f.get("flow_label", 0)),
-        int(f.get("ttl", -1)),
-        int(f.get("dscp", 0)),
-        int(f.get("ecn", 0)),
+        f.get("protocol" if is4 else "next_header", 0),
+        entropy,
+        dport,
+        0 if is4 else f.get("flow_label", 0),
+        f.get("ttl", -1),
+        f.get("dscp", 0),
+        f.get("ecn", 0),
         _ip_size(ip, pkt.wirelen - ip.offset),
     )
 
@@ -208,21 +238,21 @@ def _ip_inner(pkt: Packet, layers: list[Layer], j: int, stop: int) -> Inner:
     ip = layers[j]
     f = ip.fields
     is4 = ip.proto == "ipv4"
-    proto = int(f.get("protocol" if is4 else "next_header", 0))
+    proto = f.get("protocol" if is4 else "next_header", 0)
     frag = bool(f.get("mf")) or bool(f.get("frag_offset"))
     sport = dport = 0
     flags, seq, seqlen, mss = -1, 0, 0, 0
     if j + 1 < stop and layers[j + 1].proto in _TRANSPORTS:
         t = layers[j + 1].fields
         if "sport" in t:
-            sport, dport = int(t["sport"]), int(t["dport"])
+            sport, dport = t["sport"], t["dport"]
         elif "type" in t:
-            sport, dport = int(t["type"]), int(t.get("code", 0))
+            sport, dport = t["type"], t.get("code", 0)
         if layers[j + 1].proto == "tcp":
-            flags = int(t["flags"])
-            seq = int(t["seq"])
-            seqlen = int(t.get("payload_length", 0)) + (flags & 1) + (flags >> 1 & 1)
-            mss = int(t.get("mss", 0))
+            flags = t["flags"]
+            seq = t["seq"]
+            seqlen = t.get("payload_length", 0) + (flags & 1) + (flags >> 1 & 1)
+            mss = t.get("mss", 0)
     return Inner(
         ip.proto,
         f["src"],
@@ -233,9 +263,9 @@ def _ip_inner(pkt: Packet, layers: list[Layer], j: int, stop: int) -> Inner:
         _ip_size(ip, pkt.wirelen - ip.offset),
         bool(f.get("df")) if is4 else True,
         frag,
-        int(f.get("ttl", -1)),
-        int(f.get("dscp", 0)),
-        int(f.get("ecn", 0)),
+        f.get("ttl", -1),
+        f.get("dscp", 0),
+        f.get("ecn", 0),
         flags,
         seq,
         seqlen,
@@ -243,13 +273,18 @@ def _ip_inner(pkt: Packet, layers: list[Layer], j: int, stop: int) -> Inner:
     )
 
 
-def _hops(pkt: Packet, layers: list[Layer], start: int, stop: int, quoted: bool) -> tuple[list[Hop], int]:
+def _hops(
+    pkt: Packet, layers: list[Layer], start: int, stop: int, quoted: bool, gre_key_as_id: bool
+) -> tuple[list[Hop], int]:
     """The hops in ``layers[start:stop]`` and the index where the innermost payload starts."""
     hops: list[Hop] = []
     seg = start
     for i in range(start, stop):
-        if _is_boundary(layers, i, stop, quoted):
-            hop = _hop(pkt, layers, seg, i)
+        ly = layers[i]
+        # only these can be a boundary (_is_boundary's cases): most layers skip the call
+        grows = not quoted and i + 1 < stop and layers[i + 1].depth > ly.depth
+        if (grows or ly.proto in _MAYBE_BOUNDARY) and _is_boundary(layers, i, stop, quoted):
+            hop = _hop(pkt, layers, seg, i, gre_key_as_id)
             seg = i + 1
             if hop.ttl < 0 and not hop.src and hops:
                 # a header straight after a tunnel header (NSH after VXLAN-GPE) has no outer
@@ -262,8 +297,12 @@ def _hops(pkt: Packet, layers: list[Layer], start: int, stop: int, quoted: bool)
 EMPTY_INNER = Inner("", "", "", 0, 0, 0, 0, False, False, -1, 0, 0, -1, 0, 0, 0)
 
 
-def view(pkt: Packet) -> View:
-    """Flatten one packet for correlation.  Never raises on any layer stack the dissectors build."""
+def view(pkt: Packet, *, gre_key_as_id: bool = False) -> View:
+    """Flatten one packet for correlation.  Never raises on any layer stack the dissectors build.
+
+    ``gre_key_as_id``: read GRE-with-key over Ethernet as gretap (``gre``, the whole key as
+    tunnel ID) instead of NVGRE (the VSID as ID, the FlowID as entropy).
+    """
     layers = pkt.layers
     n = len(layers)
     qstart = n
@@ -271,13 +310,12 @@ def view(pkt: Packet) -> View:
         if ly.quoted:
             qstart = i
             break
-    hops, seg = _hops(pkt, layers, 0, qstart, quoted=False)
-    inner = _inner(pkt, layers, seg, qstart) if hops else _inner(pkt, layers, 0, qstart)
-    icmp = _icmp_error(pkt, layers, qstart, hops)
-    return View(tuple(hops), inner or EMPTY_INNER, icmp)
+    hops, seg = _hops(pkt, layers, 0, qstart, False, gre_key_as_id)
+    inner = _inner(pkt, layers, seg if hops else 0, qstart) or EMPTY_INNER
+    return View(tuple(hops), inner, _icmp_error(pkt, layers, qstart, gre_key_as_id))
 
 
-def _icmp_error(pkt: Packet, layers: list[Layer], qstart: int, hops: list[Hop]) -> IcmpError | None:
+def _icmp_error(pkt: Packet, layers: list[Layer], qstart: int, gre_key_as_id: bool) -> IcmpError | None:
     last = qstart - 1
     if last < 0:
         return None
@@ -290,7 +328,7 @@ def _icmp_error(pkt: Packet, layers: list[Layer], qstart: int, hops: list[Hop]) 
             reporter = str(layers[j].fields["src"])
             break
     n = len(layers)
-    qhops, qseg = _hops(pkt, layers, qstart, n, quoted=True)
+    qhops, qseg = _hops(pkt, layers, qstart, n, True, gre_key_as_id)
     qinner = _inner(pkt, layers, qseg, n)
     qpath = None
     if qstart < n and layers[qstart].proto in IP_PROTOS:
@@ -306,6 +344,10 @@ def _icmp_error(pkt: Packet, layers: list[Layer], qstart: int, hops: list[Hop]) 
             int(udp.fields["dport"]) if udp else 0,
             0 if is4 else int(qf.get("flow_label", 0)),
         )
+        if qhops and qhops[0].path_key[:3] == qpath[:3]:
+            # the quote reaches the outermost tunnel header: its path key has the entropy
+            # even where it is not in a UDP header (NVGRE's FlowID)
+            qpath = qhops[0].path_key
     f = ic.fields
     return IcmpError(
         reporter,

@@ -84,7 +84,7 @@ def tunnel_table(doc: dict[str, Any]) -> Table:
         ("packets", "right"),
         ("bytes", "right"),
         ("max", "right"),
-        ("entropy ports", "right"),
+        ("entropy", "right"),
         ("inner flows", "right"),
         ("TTL / DSCP / ECN", "left"),
     ):
@@ -114,14 +114,17 @@ def flow_table(doc: dict[str, Any], top: int) -> Table:
         ("bytes", "right"),
         ("max / DF", "right"),
         ("retx", "right"),
-        ("outer paths (src→dst sport>dport: packets, retx)", "left"),
+        ("outer paths (src→dst sport>dport or NVGRE flow: packets, retx)", "left"),
     ):
         tb.add_column(col, justify=just)  # type: ignore[arg-type]
     for f in flows:
         paths = []
         for p in f["paths"][:6]:
             via = "".join(f" via {v[0]} {v[1]}→{v[2]}" for v in p["via"])
-            ports = f" {p['sport']}>{p['dport']}" if p["sport"] or p["dport"] else ""
+            if f["encap"] == "nvgre":
+                ports = f" flow {p['sport']:#04x}"  # NVGRE's FlowID holds the path's entropy
+            else:
+                ports = f" {p['sport']}>{p['dport']}" if p["sport"] or p["dport"] else ""
             fl = f" fl {p['flow_label']:#x}" if p["flow_label"] else ""
             retx = f", {p['retransmissions']} retx" if p["retransmissions"] else ""
             paths.append(f"{p['src']}→{p['dst']}{ports}{fl}{via}: {p['packets']}{retx}")
@@ -204,6 +207,15 @@ def render(doc: dict[str, Any], top: int = 20) -> Group:
             Text(
                 f"warning: flow cap {doc['max_flows']} reached: {ev['flows']} flows evicted "
                 f"({ev['packets']} packets, {ev['bytes']} bytes not in the flow table); raise --max-flows",
+                style="yellow",
+            )
+        )
+    et = doc.get("evicted_tunnels")
+    if et and et["tunnels"]:
+        parts.append(
+            Text(
+                f"warning: tunnel cap {doc['max_tunnels']} reached: {et['tunnels']} tunnel sessions evicted "
+                f"({et['packets']} packets, {et['bytes']} bytes not in the tunnel table); raise --max-tunnels",
                 style="yellow",
             )
         )

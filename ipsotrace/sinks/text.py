@@ -23,6 +23,11 @@ def layer_summary(ly: Layer) -> str:
         extra = f" ttl={f.get('ttl')}"
         if f.get("mf") or f.get("frag_offset"):
             extra += f" frag@{f.get('frag_offset')}{'+' if f.get('mf') else ''}"
+        if f.get("reassembly") and f.get("reassembly") != "complete":
+            extra += f" [{f['reassembly']}]"
+        if f.get("reassembled_frames"):
+            frames = ",".join(str(n) for n in f["reassembled_frames"])
+            extra += f" [reassembled {f.get('reassembled_length')} B from frames {frames}]"
         return f"{head} {f['src']} > {f['dst']}{extra}"
     if "sport" in f and "dport" in f:
         rest = " ".join(f"{k}={f[k]}" for k in _KEYS.get(ly.proto, ()) if f.get(k) not in (None, ""))

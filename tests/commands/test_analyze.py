@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from scapy.layers.inet import IP, UDP
@@ -164,3 +167,60 @@ def test_port_option_binds_vxlan(tmp_path: Path) -> None:
     assert plain["tunnels"] == [] and plain["summary"]["untunnelled_packets"] == 1
     bound = json.loads(_run(str(cap), "--json", "--no-heuristics", "--port", "vxlan=9999")[1])
     assert [(t["encap"], t["tunnel_id"]) for t in bound["tunnels"]] == [("vxlan", 77)]
+
+
+def test_tunnel_cap_is_reported(tmp_path: Path) -> None:
+    cap = scenarios.write("overlapping_tenants", tmp_path)
+    code, out, _ = _run(str(cap), "--max-tunnels", "1")
+    assert code == 0
+    # VNI 100 and 200 alternate: with room for one tunnel each new one evicts the other
+    assert "tunnel cap 1 reached: 4 tunnel sessions evicted (4 packets" in out
+    doc = json.loads(_run(str(cap), "--max-tunnels", "1", "--json")[1])
+    assert doc["max_tunnels"] == 1 and doc["evicted_tunnels"]["tunnels"] == 4
+    assert [(t["tunnel_id"], t["packets"]) for t in doc["tunnels"]] == [(100, 1)]
+    assert len(doc["flows"]) == 2  # flows have their own cap
+    assert _run(str(cap), "--max-tunnels", "0")[0] == 2
+
+
+def test_nvgre_is_named_and_gre_key_as_id_keeps_the_key(tmp_path: Path) -> None:
+    cap = scenarios.write("nvgre", tmp_path)
+    code, out, _ = _run(str(cap))
+    assert code == 0
+    assert "encapsulations: nvgre 3" in out and "1 tenants (nvgre 43981)" in out
+    assert "192.0.2.10→192.0.2.20 flow 0x21: 2" in out and "192.0.2.10→192.0.2.20 flow 0x42: 1" in out
+    doc = json.loads(_run(str(cap), "--json")[1])
+    assert [(t["encap"], t["tunnel_id"], t["entropy_ports"]) for t in doc["tunnels"]] == [("nvgre", 0xABCD, 2)]
+    doc = json.loads(_run(str(cap), "--json", "--gre-key-as-id")[1])
+    assert sorted((t["encap"], t["tunnel_id"]) for t in doc["tunnels"]) == [("gre", 0xABCD21), ("gre", 0xABCD42)]
+
+
+def test_csv_creates_missing_directories(tmp_path: Path) -> None:
+    cap = scenarios.write("two_paths", tmp_path)
+    out_dir = tmp_path / "not" / "yet" / "there"
+    assert _run(str(cap), "--csv", str(out_dir))[0] == 0
+    assert (out_dir / "tunnels.csv").read_text().count("\n") == 2  # header + one tunnel
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert _run(str(cap), "--csv", str(blocker / "sub"))[0] == 2
+
+
+def _keys_sorted(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [k for k, _ in pairs]
+    assert keys == sorted(keys)
+    return dict(pairs)
+
+
+def test_json_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> None:
+    caps = [str(scenarios.write(n, tmp_path)) for n in ("overlapping_tenants", "frag_needed", "nested", "nvgre")]
+    outs = []
+    for seed in ("1", "2"):
+        res = subprocess.run(
+            [sys.executable, "-m", "ipsotrace", "analyze", *caps, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        outs.append(res.stdout)
+    assert outs[0] == outs[1]
+    json.loads(outs[0], object_pairs_hook=_keys_sorted)

@@ -11,8 +11,8 @@ from ipsotrace.sources import CaptureFile
 from tests.correlate import scenarios
 
 
-def aggregate(*paths: Path, max_flows: int = 100_000) -> Aggregates:
-    corr = Correlator(max_flows)
+def aggregate(*paths: Path, max_flows: int = 100_000, gre_key_as_id: bool = False) -> Aggregates:
+    corr = Correlator(max_flows, gre_key_as_id=gre_key_as_id)
     for p in paths:
         with CaptureFile(p) as cap:
             corr.begin_source(p.name)

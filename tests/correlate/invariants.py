@@ -8,7 +8,10 @@ from typing import Any
 def check_invariants(doc: dict[str, Any]) -> None:
     s = doc["summary"]
     assert s["tunnelled_packets"] + s["untunnelled_packets"] == doc["packets"]
-    assert sum(e["packets"] for e in s["encapsulations"].values()) == sum(t["packets"] for t in doc["tunnels"])
+    # every tunnel hop is in exactly one tunnel session (or was evicted with it)
+    tunnel_packets = sum(t["packets"] for t in doc["tunnels"]) + doc["evicted_tunnels"]["packets"]
+    assert sum(e["packets"] for e in s["encapsulations"].values()) == tunnel_packets
+    assert len(doc["tunnels"]) <= doc["max_tunnels"] and len(doc["flows"]) <= doc["max_flows"]
     assert s["tunnels"] == len(doc["tunnels"]) and s["flows"] == len(doc["flows"])
     # every tunnelled packet belongs to exactly one inner flow (or was evicted with it)
     assert sum(f["packets"] for f in doc["flows"]) + doc["evicted_flows"]["packets"] == s["tunnelled_packets"]

@@ -162,17 +162,40 @@ def ipv6_underlay() -> list[Packet]:
 
 
 def gre_keyed() -> list[Packet]:
-    """GRE with key 7 (Transparent Ethernet Bridging) carrying an inner UDP flow (2 packets)."""
+    """GRE with key 7 carrying IPv4 straight (protocol 0x0800): an inner UDP flow (2 packets)."""
     inner = IP(src="10.2.0.1", dst="10.2.0.2", ttl=64, id=6) / UDP(sport=1111, dport=2222) / Raw(b"g" * 30)
-    return _stamp(
-        [
+    return _stamp([_underlay("192.0.2.10", "192.0.2.20") / GRE(key_present=1, key=7, proto=0x0800) / inner] * 2)
+
+
+NVGRE_VSID = 0xABCD
+NVGRE_FLOWS = (0x21, 0x42)  # FlowIDs of the two inner flows
+
+
+def nvgre() -> list[Packet]:
+    """NVGRE (RFC 7637) VSID 0xabcd: two inner UDP flows, FlowID 0x21 (2 packets) and 0x42 (1 packet).
+
+    Then the router's frag-needed quoting the first flow's outer IP header and the 8 bytes after it
+    (RFC 792's minimum): the GRE header with the key, so the quote names VSID and FlowID.
+    """
+
+    def pkt(flow_id: int, sport: int) -> Packet:
+        inner = IP(src="10.3.0.1", dst="10.3.0.2", ttl=64, id=8, flags="DF") / UDP(sport=sport, dport=53)
+        return (
             _underlay("192.0.2.10", "192.0.2.20")
-            / GRE(key_present=1, key=7, proto=0x6558)
+            / GRE(key_present=1, key=NVGRE_VSID << 8 | flow_id, proto=0x6558)
             / Ether(src=MAC_A, dst=MAC_B)
             / inner
-            for _ in range(2)
-        ]
+            / Raw(b"n" * 40)
+        )
+
+    first = pkt(NVGRE_FLOWS[0], 3000)
+    err = (
+        Ether(src=MAC_R, dst="02:00:00:00:00:10")
+        / IP(src=ROUTER, dst="192.0.2.10", ttl=255, id=2)
+        / ICMP(type=3, code=4, nexthopmtu=1400)
+        / Raw(bytes(first[IP])[:28])
     )
+    return _stamp([first, pkt(NVGRE_FLOWS[1], 3001), pkt(NVGRE_FLOWS[0], 3000), err])
 
 
 def plain_and_odd() -> list[Packet]:
@@ -192,6 +215,7 @@ SCENARIOS: dict[str, Callable[[], list[Packet]]] = {
     "nested": nested,
     "ipv6_underlay": ipv6_underlay,
     "gre_keyed": gre_keyed,
+    "nvgre": nvgre,
     "plain_and_odd": plain_and_odd,
 }
 

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ipsotrace.correlate import ANALYZE_SCHEMA, SIZE_BINS
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+from ipsotrace.correlate import ANALYZE_SCHEMA, SIZE_BINS, view
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from tests.correlate.helpers import flows_by_key, scenario_doc, tunnels_by_key
-from tests.correlate.scenarios import ROUTER, TENANT_A, TENANT_B, VTEP1, VTEP2, VTEP6_1, VTEP6_2
+from tests.correlate.scenarios import (
+    MAC_A,
+    MAC_B,
+    MAC_R,
+    MAC_V1,
+    ROUTER,
+    TENANT_A,
+    TENANT_B,
+    VTEP1,
+    VTEP2,
+    VTEP6_1,
+    VTEP6_2,
+)
 
 TCP_FLOW = ("ipv4", TENANT_A, TENANT_B, 6, 40000, 80)
 
@@ -167,3 +184,16 @@ def test_untunnelled_and_anomalies(tmp_path: Path) -> None:
             ],
         }
     ]
+
+
+def test_ethernet_straight_in_ip_is_named() -> None:
+    """IP protocol 143 (Ethernet): SRv6 L2 services over IPv6 (RFC 8986), rare over IPv4."""
+    payload = Ether(src=MAC_A, dst=MAC_B) / IP(src="10.5.0.1", dst="10.5.0.2", id=1) / UDP(sport=9, dport=7)
+    for outer, encap in (
+        (IPv6(src=VTEP6_1, dst=VTEP6_2, nh=143, fl=5), "srv6"),
+        (IP(src=VTEP1, dst=VTEP2, proto=143, id=1), "eth-in-ipv4"),
+    ):
+        pkt = dissect_frame(bytes(Ether(src=MAC_V1, dst=MAC_R) / outer / payload), 1, DissectConfig())
+        (hop,) = view(pkt).hops
+        assert (hop.encap, hop.src, hop.tunnel_id, hop.ipproto, hop.sport) == (encap, outer.src, None, 143, 0)
+        assert view(pkt).inner[:6] == ("ipv4", "10.5.0.1", "10.5.0.2", 17, 9, 7)

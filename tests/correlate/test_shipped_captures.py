@@ -86,7 +86,7 @@ def test_mixed_overlays_expected_output() -> None:
         ("vxlan", 400),
         ("geneve", 500),
         ("gre", 0x00012345),
-        ("gre", 0x000ABC11),  # NVGRE: the GRE key is VSID 0xabc and flow ID 0x11
+        ("nvgre", 0xABC),  # the GRE key 0x000abc11 is VSID 0xabc and FlowID 0x11
         ("ipip", None),
         ("gtpu", 0x1A2B3C4D),
         ("mpls", 1000),
