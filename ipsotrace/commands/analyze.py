@@ -20,8 +20,19 @@ from ipsotrace.commands.common import (
     report_damage,
     write_line,
 )
+from ipsotrace.commands.findings_options import (
+    InventoryOption,
+    ThresholdsOption,
+    UntrustedOption,
+    findings_doc,
+    load_inventory,
+    load_thresholds,
+    parse_untrusted,
+)
 from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Correlator, SourceInfo
 from ipsotrace.decode import decode
+from ipsotrace.findings import Collector
+from ipsotrace.reassembly import Head, Reassembler, ReassemblySummary
 
 
 def analyze(
@@ -51,6 +62,9 @@ def analyze(
         help="Read GRE-with-key over Ethernet as gretap (whole key = tunnel ID), not NVGRE (VSID + FlowID).",
     ),
     top: int = typer.Option(20, "--top", help="Inner flows shown in the report (all are in --json and --csv)."),
+    inventory_file: Path | None = InventoryOption,
+    thresholds_file: Path | None = ThresholdsOption,
+    untrusted: list[str] = UntrustedOption,
 ) -> None:
     """Correlate captures: tunnels between VTEPs, inner flows per tenant and the outer paths that carried them."""
     if max_flows < 1:
@@ -58,16 +72,30 @@ def analyze(
     if max_tunnels < 1:
         fail("--max-tunnels must be at least 1", EXIT_USAGE)
     cfg = dissect_config(port, no_heuristics)
+    inventory = load_inventory(inventory_file)
+    thresholds = load_thresholds(thresholds_file)
+    untrusted_nets = parse_untrusted(untrusted)
+    coll = Collector(max_flows=max_flows)
     corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
     damaged = False
+    reassembly = ReassemblySummary(enabled=not no_reassemble)
     for path in files:
         with open_or_fail(path) as cap:
             corr.begin_source(str(path))
-            corr.add_all(decode(frames_with_progress(cap, f"analyze {path.name}"), cfg, not no_reassemble))
+            coll.begin_source(str(path))
+            reasm: Reassembler[Head] = Reassembler()
+            packets = decode(
+                frames_with_progress(cap, f"analyze {path.name}"), cfg, not no_reassemble, reassembler=reasm
+            )
+            for pkt in packets:
+                coll.add(pkt, corr.add(pkt))  # the findings' facts reuse the correlator's view
             st = cap.status
             corr.end_source(SourceInfo(str(path), st.format, st.frames, st.damage, st.damage_offset))
+            reassembly.add(str(path), reasm)
             damaged = report_damage(cap) or damaged
     doc = corr.result.to_json()
+    doc["reassembly"] = reassembly.to_json()
+    doc["findings"] = findings_doc(corr.result, coll.result, inventory, thresholds, untrusted_nets)
     if csv_dir is not None:
         from ipsotrace.sinks.csvout import write_csv
 

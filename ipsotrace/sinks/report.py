@@ -17,6 +17,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from ipsotrace.sinks.findings_report import findings_renderables
+
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 58: "icmpv6", 132: "sctp", 4: "ipip", 41: "ipv6"}
 
 
@@ -192,6 +194,7 @@ def anomaly_table(doc: dict[str, Any]) -> Table:
 
 def render(doc: dict[str, Any], top: int = 20) -> Group:
     parts: list[Any] = [Text(summary_line(doc), style="bold")]
+    parts += findings_renderables(doc)  # findings first, most severe first
     for s in doc["sources"]:
         if s["damage"]:
             parts.append(
@@ -225,9 +228,12 @@ def render(doc: dict[str, Any], top: int = 20) -> Group:
         parts.append(flow_table(doc, top))
     if doc["icmp_errors"]:
         parts.append(icmp_table(doc))
+    reasm = doc.get("reassembly") or {}
+    if reasm.get("verdict"):
+        parts.append(Text(f"warning: {reasm['verdict']}", style="yellow"))
     if doc["anomalies"]:
         parts.append(anomaly_table(doc))
-    elif doc["packets"]:
+    elif doc["packets"] and not reasm.get("verdict"):
         parts.append(Text("No anomalies."))
     return Group(*parts)
 
