@@ -22,7 +22,7 @@ class Next:
     """How the layer after this one is recognised.
 
     ``table`` names a binding table of the registry (``ethertype``, ``ipproto``,
-    ``udp``, ``gre``, ``ppp``, ``proto``…) and ``key`` the value looked up in it.
+    ``udp``, ``gre``, ``ppp``, ``nsh``, ``proto``…) and ``key`` the value looked up in it.
     The ``proto`` table means "this protocol name, no look-up" (VXLAN → ``eth``).
     """
 
@@ -100,6 +100,18 @@ class Header:
 
     def pack(self, *values: int) -> bytes:
         return self._struct.pack(*values)
+
+
+def inet_sum(buf: bytes, start: int, end: int) -> int:
+    """The folded 16-bit ones' complement sum of ``buf[start:end]`` (RFC 1071): 0xFFFF when a
+    checksum over these bytes, checksum field included, verifies."""
+    data = buf[start:end]
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
 
 
 def ipv4_str(buf: bytes, off: int) -> str:

@@ -13,8 +13,14 @@ from ipsotrace.records import Anomaly, FieldValue
 
 RECORD = Header("dtls", "BHHHIH", ("content_type", "version", "epoch", "seq_hi", "seq_lo", "record_length"))
 
-CONTENT_TYPES = {20: "change-cipher-spec", 21: "alert", 22: "handshake", 23: "application-data", 24: "heartbeat"}
-CONTENT_TYPES[25] = "tls12-cid"
+CONTENT_TYPES = {
+    20: "change-cipher-spec",
+    21: "alert",
+    22: "handshake",
+    23: "application-data",
+    24: "heartbeat",
+    25: "tls12-cid",
+}
 VERSIONS = {0xFEFF: "1.0", 0xFEFD: "1.2", 0xFEFC: "1.3"}
 APPLICATION_DATA = 23
 HANDSHAKE = 22

@@ -1,4 +1,4 @@
-"""Ethernet II / IEEE 802.3 (a type field ≤ 1500 is an 802.3 length: LLC follows)."""
+"""Ethernet II (RFC 894) / IEEE 802.3 clause 3 (a type field ≤ 1500 is an 802.3 length: LLC follows)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors.base import Context, Decoded, Header, Next, truncated
+from ipsotrace.dissectors.base import Context, Decoded, Header, Next, inet_sum, truncated
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("gre", "HH", ("flags_version", "protocol"))
@@ -68,7 +68,7 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
         if flags & F_CHECKSUM:
             fields["checksum"] = checksum
             if not (ctx.snaplen_cut or ctx.partial):
-                ok = _ones_complement(buf, off, end) == 0xFFFF
+                ok = inet_sum(buf, off, end) == 0xFFFF
                 fields["checksum_ok"] = ok
                 if not ok:
                     anomalies.append(Anomaly("gre.bad-checksum", "gre", off, f"checksum 0x{checksum:04x} is wrong"))
@@ -146,13 +146,3 @@ def _routing(buf: bytes, pos: int, end: int) -> tuple[list[FieldValue], int] | A
         info = buf[pos + _SRE.size : pos + _SRE.size + sre_len]
         sres.append({"family": family, "sre_offset": sre_offset, "info": info.hex()})
         pos += _SRE.size + sre_len
-
-
-def _ones_complement(buf: bytes, start: int, end: int) -> int:
-    data = buf[start:end]
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total

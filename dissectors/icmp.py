@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from ipsotrace.dissectors.base import Context, Decoded, Header, Next, ipv4_str
+from ipsotrace.dissectors.base import Context, Decoded, Header, Next, inet_sum, ipv4_str
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("icmp", "BBHHH", ("type", "code", "checksum", "rest_hi", "rest_lo"))
@@ -68,7 +68,7 @@ def _extensions(buf: bytes, off: int, end: int, quote_len: int, fields: dict[str
         # Pre-RFC 4884 MPLS routers append the extension after a fixed 128-byte quote; accept
         # it only when its checksum proves it is one, since a long quote could look alike.
         ext = body + COMPAT_QUOTE
-        if ext + 8 > end or buf[ext] >> 4 != EXT_VERSION or _inet_checksum(buf[ext:end]) != 0:
+        if ext + 8 > end or buf[ext] >> 4 != EXT_VERSION or inet_sum(buf, ext, end) != 0xFFFF:
             return None
     if buf[ext] >> 4 != EXT_VERSION:
         return ext
@@ -86,12 +86,3 @@ def _extensions(buf: bytes, off: int, end: int, quote_len: int, fields: dict[str
     if labels:
         fields["mpls_labels"] = labels
     return ext
-
-
-def _inet_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF

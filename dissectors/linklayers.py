@@ -1,4 +1,8 @@
-"""Capture pseudo-headers: Linux cooked SLL (v1, v2) and BSD null/loopback."""
+"""Capture pseudo-headers: Linux cooked SLL (v1, v2) and BSD null/loopback.
+
+Specs: tcpdump.org link-layer header types ``LINKTYPE_LINUX_SLL`` (113), ``LINKTYPE_LINUX_SLL2``
+(276) and ``LINKTYPE_NULL``/``LINKTYPE_LOOP`` (0/108), as in draft-ietf-opsawg-pcaplinktype.
+"""
 
 from __future__ import annotations
 

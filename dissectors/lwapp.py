@@ -22,9 +22,7 @@ HEADER = Header("lwapp", "BBHBB", ("flags", "frag_id", "lwapp_length", "rssi", "
 
 FLAG_C, FLAG_F, FLAG_L = 0x04, 0x02, 0x01
 CONTROL = Header("lwapp", "BBHI", ("msg_type", "seq", "msg_length", "session_id"))
-
-
-AP_ID = 6
+AP_ID = 6  # the access point's MAC address before the header of its control messages
 
 
 def _ap_identity(buf: bytes, off: int, end: int) -> bool:

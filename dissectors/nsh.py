@@ -2,7 +2,8 @@
 
 Base header (4 bytes) + service path header (SPI 24 bit, SI 8 bit) + context:
 MD type 1 has a fixed 16-byte context (length field 6), MD type 2 a list of
-variable-length context TLVs.
+variable-length context TLVs.  The next protocol is a number of the IANA "NSH Next
+Protocol" registry, looked up in the registry's ``nsh`` table.
 
 NSH does not count as a tunnel level of its own (``encap`` is false): it rides on a
 transport encapsulation (VXLAN-GPE, GRE, Ethernet) and only adds the service path.
@@ -19,9 +20,6 @@ from ipsotrace.dissectors.base import Context, Decoded, Header, Next, malformed,
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("nsh", "HBBI", ("ver_o_ttl_len", "md_type", "next_protocol", "spi_si"))
-
-#: IANA "NSH Next Protocol" registry, which VXLAN-GPE's Next Protocol field shares.
-NEXT_PROTOCOLS: dict[int, str] = {1: "ipv4", 2: "ipv6", 3: "eth", 4: "nsh", 5: "mpls"}
 
 MD_TYPE1_WORDS = 6
 
@@ -80,5 +78,4 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
         anomalies.append(
             Anomaly("nsh.ttl-zero", "nsh", off, "service path TTL is 0: the packet should have been dropped")
         )
-    name = NEXT_PROTOCOLS.get(next_proto)
-    return Decoded(fields, length, Next("proto", name) if name else None, anomalies=anomalies)
+    return Decoded(fields, length, Next("nsh", next_proto), anomalies=anomalies)

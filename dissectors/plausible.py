@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from ipsotrace.dissectors.base import inet_sum
+
 #: Ethertypes a tunnelled Ethernet frame commonly carries.  Deliberately narrower than the
 #: registry's table: the heuristic asks "is this a frame", not "can we decode it".
 INNER_ETHERTYPES = frozenset({0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8, 0x8847, 0x8848})
@@ -20,10 +22,7 @@ IPV6_NEXT = frozenset({0, 6, 17, 58, 43, 44, 60, 50, 51, 4, 41, 47, 132, 59, 136
 
 
 def ipv4_checksum_ok(buf: bytes, off: int, ihl: int) -> bool:
-    total = sum(struct.unpack_from(f"!{ihl // 2}H", buf, off))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total == 0xFFFF
+    return inet_sum(buf, off, off + ihl) == 0xFFFF
 
 
 def ipv4_ok(buf: bytes, off: int, end: int, *, exact: bool = False) -> bool:

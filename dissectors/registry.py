@@ -152,6 +152,15 @@ PPP_PROTOS: dict[int, str] = {
     0x0283: "mpls",  # multicast
 }
 
+# --- NSH next protocols (IANA "NSH Next Protocol"; VXLAN-GPE's Next Protocol shares them) ---
+NSH_PROTOS: dict[int, str] = {
+    1: "ipv4",
+    2: "ipv6",
+    3: "eth",
+    4: "nsh",
+    5: "mpls",
+}
+
 # --- UDP ports: defaults; the user's configuration replaces or extends them ----------------
 DEFAULT_UDP_PORTS: dict[int, str] = {
     4789: "vxlan",
@@ -270,6 +279,8 @@ def _resolve(nxt: Next, buf: bytes, off: int, end: int, cfg: DissectConfig, udp:
         return GRE_PROTOS.get(key) or ETHERTYPES.get(key)
     if table == "ppp" and isinstance(key, int):
         return PPP_PROTOS.get(key)
+    if table == "nsh" and isinstance(key, int):
+        return NSH_PROTOS.get(key)
     if table == "linktype" and isinstance(key, int):
         name = LINKTYPES.get(key)
         if name == "ipv4-or-ipv6":

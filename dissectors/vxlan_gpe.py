@@ -2,13 +2,12 @@
 
 Flags byte ``R R Ver Ver I P B O``: I = VNI valid, P = next protocol present,
 B = BUM traffic, O = OAM.  Next protocol values are NSH's (IPv4, IPv6, Ethernet,
-NSH, MPLS).  Without the P bit the payload is Ethernet, as in plain VXLAN.
+NSH, MPLS: the registry's ``nsh`` table).  Without the P bit the payload is Ethernet, as in plain VXLAN.
 """
 
 from __future__ import annotations
 
 from ipsotrace.dissectors.base import Context, Decoded, Header, Next
-from ipsotrace.dissectors.nsh import NEXT_PROTOCOLS
 from ipsotrace.records import Anomaly, FieldValue
 
 HEADER = Header("vxlan-gpe", "BHBI", ("flags", "reserved", "next_protocol", "vni_reserved"))
@@ -42,6 +41,5 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     if flags & 0xC0 or reserved or vni_res & 0xFF:
         fields["reserved_nonzero"] = True
         anomalies.append(Anomaly("vxlan-gpe.reserved-set", "vxlan-gpe", off, "reserved bits are not zero"))
-    name = NEXT_PROTOCOLS.get(next_proto) if flags & FLAG_P else "eth"
-    nxt = Next("proto", name) if name else None
+    nxt = Next("nsh", next_proto) if flags & FLAG_P else Next("proto", "eth")
     return Decoded(fields, HEADER.size, nxt, anomalies=anomalies, encap=True)

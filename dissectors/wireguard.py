@@ -15,8 +15,12 @@ from ipsotrace.records import Anomaly, FieldValue
 
 INITIATION, RESPONSE, COOKIE_REPLY, TRANSPORT = 1, 2, 3, 4
 SIZES = {INITIATION: 148, RESPONSE: 92, COOKIE_REPLY: 64}
-NAMES = {INITIATION: "handshake-initiation", RESPONSE: "handshake-response", COOKIE_REPLY: "cookie-reply"}
-NAMES[TRANSPORT] = "transport-data"
+NAMES = {
+    INITIATION: "handshake-initiation",
+    RESPONSE: "handshake-response",
+    COOKIE_REPLY: "cookie-reply",
+    TRANSPORT: "transport-data",
+}
 TRANSPORT_MIN = 32
 
 

@@ -1,4 +1,4 @@
-"""IEEE 802.11 data frames (as tunnelled by Aruba access points in GRE) and A-MSDU subframes.
+"""IEEE 802.11-2020 data frames (as tunnelled by Aruba access points in GRE) and A-MSDU subframes.
 
 Only what reaching the carried packet needs: the MAC header of a data frame (addresses by
 To/From DS, sequence control, QoS control, HT control), then either an LLC/SNAP header or,
@@ -11,7 +11,7 @@ protected (encrypted) frames end the decode.
 
 from __future__ import annotations
 
-from ipsotrace.dissectors.base import Context, Decoded, Header, Next, mac_str
+from ipsotrace.dissectors.base import Context, Decoded, Header, Next, mac_str, truncated
 from ipsotrace.records import Anomaly, FieldValue
 
 # Header is network order: frame control is read as its two bytes, the 16-bit fields swapped.
@@ -60,7 +60,7 @@ def dissect(buf: bytes, off: int, end: int, ctx: Context) -> Decoded | Anomaly:
     qos = subtype & QOS_SUBTYPE
     need = length + 6 * (ds == (1, 1)) + 2 * bool(qos) + 4 * bool(qos and flags & ORDER)
     if end - off < need:
-        return Anomaly("wlan.truncated", "wlan", off, f"header needs {need} bytes, {end - off} captured")
+        return truncated("wlan", off, need, end - off)
     if ds == (1, 1):
         fields["sa"] = mac_str(buf, off + length)
         length += 6

@@ -7,8 +7,9 @@ share addresses and IDs in different VNIs are never mixed.  Link headers and the
 interface are not part of the key (one datagram seen on two interfaces is one datagram).
 
 Memory is bounded: at most ``max_datagrams`` datagrams and ``max_bytes`` payload bytes in
-flight (the oldest is evicted first), and a datagram not completed within ``timeout_ns``
-of capture time after its first fragment (Linux ``ipfrag_time``, 30 s) is dropped.  Datagrams
+flight (the oldest is evicted first, never the one a fragment is being added to), and a
+datagram not completed within ``timeout_ns`` of capture time after its first fragment (Linux
+``ipfrag_time``, 30 s) is dropped.  Datagrams
 never completed — timeout, eviction, end of capture, invalid — are counted and the first
 :data:`KEEP_INCOMPLETE` of them kept with their frame numbers: a tunnel that drops
 fragments shows there.
@@ -258,7 +259,7 @@ class Reassembler(Generic[H]):
         if offset == 0 and dg.head is None:
             dg.head = head
         added, anomalies = self._insert(dg, offset, data, frame)
-        self._account()
+        self._account(key)
         if dg.total is None or dg.have < dg.total:
             return Outcome("pending" if added else "duplicate", anomalies)
         # complete
@@ -317,10 +318,14 @@ class Reassembler(Generic[H]):
             dg.chunks.sort(key=lambda c: c[0])
         return bool(pieces), out
 
-    def _account(self) -> None:
+    def _account(self, current: DatagramKey) -> None:
+        """Evict the oldest datagrams but ``current``, which the caller goes on working with."""
         st = self.stats
-        while self._bytes > self.max_bytes and len(self._pending) > 1:
-            self._drop(next(iter(self._pending)), "evicted")
+        while self._bytes > self.max_bytes:
+            victim = next((k for k in self._pending if k != current), None)
+            if victim is None:
+                break  # one datagram alone may exceed the cap: it is at most 64 KiB
+            self._drop(victim, "evicted")
         st.peak_datagrams = max(st.peak_datagrams, len(self._pending))
         st.peak_bytes = max(st.peak_bytes, self._bytes)
 

@@ -287,6 +287,20 @@ def test_eviction_by_datagram_count_and_bytes() -> None:
     assert small.stats.evictions == 1 and small.stats.peak_bytes == 2000
 
 
+def test_byte_cap_evicts_another_datagram_never_the_one_being_completed() -> None:
+    """Over the byte cap, the oldest *other* datagram goes: the fragment that completes the oldest
+    one must complete it (evicting it under its own feet raised KeyError)."""
+    a = DatagramKey(4, "192.0.2.1", "192.0.2.2", 17, 1)
+    b = DatagramKey(4, "192.0.2.1", "192.0.2.2", 17, 2)
+    reasm: Reassembler[Head] = Reassembler(max_bytes=100)
+    assert reasm.add(a, 1, 0, 0, b"a" * 80, True, 65515).state == "pending"
+    assert reasm.add(b, 2, 0, 0, b"b" * 16, True, 65515).state == "pending"
+    done = reasm.add(a, 3, 0, 80, b"c" * 40, False, 65515)
+    assert done.state == "complete" and done.payload == b"a" * 80 + b"c" * 40 and done.frames == (1, 3)
+    assert [(i.reason, i.key.ident) for i in reasm.incomplete] == [("evicted", 2)]
+    assert reasm.in_flight == 0 and reasm.buffered_bytes == 0
+
+
 def test_timeout_in_capture_time() -> None:
     raw = _outer_frags(_vxlan())
     # the second fragment comes after the 30 s timeout

@@ -156,6 +156,7 @@ def test_port_overrides() -> None:
 
 def test_every_bound_name_has_a_dissector() -> None:
     names = {*registry.ETHERTYPES.values(), *registry.IPPROTOS.values(), *registry.PPP_PROTOS.values()}
+    names |= {*registry.GRE_PROTOS.values(), *registry.NSH_PROTOS.values()}
     names |= set(registry.DEFAULT_UDP_PORTS.values()) | set(registry.HEURISTICS)
     names |= {n for n in registry.LINKTYPES.values() if n != "ipv4-or-ipv6"}
     variants = getattr(registry, "VARIANTS", {})

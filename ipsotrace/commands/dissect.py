@@ -19,12 +19,13 @@ from ipsotrace.commands.common import (
     write_line,
 )
 from ipsotrace.decode import decode
+from ipsotrace.records import DISSECT_SCHEMA
 from ipsotrace.sinks.text import packet_summary
 
 
 def dissect(
     file: Path = typer.Argument(..., help="pcap or pcapng file (optionally gzip-compressed)."),
-    count: int = typer.Option(0, "--count", "-c", help="Stop after N frames (0: all)."),
+    count: int = typer.Option(0, "--count", "-c", min=0, help="Stop after N frames (0: all)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per frame (docs/dissect-schema.md)."),
     port: list[str] = PortOption,
     no_heuristics: bool = NoHeuristicsOption,
@@ -35,7 +36,8 @@ def dissect(
     with open_or_fail(file) as cap:
         for n, pkt in enumerate(decode(frames_with_progress(cap, "dissect"), cfg, not no_reassemble), 1):
             if as_json:
-                write_line(json.dumps(pkt.to_json(), separators=(",", ":")))
+                # every line names its schema: a line read on its own is still versioned (house rule 12)
+                write_line(json.dumps({"schema": DISSECT_SCHEMA, **pkt.to_json()}, separators=(",", ":")))
             else:
                 write_line(packet_summary(pkt))
             if count and n >= count:

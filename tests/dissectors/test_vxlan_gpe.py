@@ -10,6 +10,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from ipsotrace.dissectors import vxlan_gpe
+from ipsotrace.dissectors.base import Next
 from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.records import Anomaly, Packet
 
@@ -64,8 +65,10 @@ def test_next_protocols() -> None:
     assert [x.proto for x in _decode(_gpe(0x0C, 3, 1) + eth).layers][3:] == ["vxlan-gpe", "eth", "ipv4", "udp"]
     # P bit clear: plain VXLAN semantics, Ethernet follows whatever the next protocol byte says
     assert [x.proto for x in _decode(_gpe(0x08, 0, 1) + eth).layers][3:] == ["vxlan-gpe", "eth", "ipv4", "udp"]
+    # the next protocol is looked up in the registry's NSH table: an unknown one ends the stack
     got = vxlan_gpe.dissect(_gpe(0x0C, 0x7E, 1), 0, 8, _Ctx())
-    assert not isinstance(got, Anomaly) and got.next is None
+    assert not isinstance(got, Anomaly) and got.next == Next("nsh", 0x7E)
+    assert [x.proto for x in _decode(_gpe(0x0C, 0x7E, 1) + eth).layers][3:] == ["vxlan-gpe"]
 
 
 def test_flags_reserved_and_truncation() -> None:

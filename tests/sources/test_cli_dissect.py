@@ -12,6 +12,7 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
+from ipsotrace.records import DISSECT_SCHEMA
 from tests.sources import pcapbuild as pb
 
 OUTER = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="192.0.2.2")
@@ -47,6 +48,7 @@ def test_json_lines(tmp_path: Path) -> None:
     assert len(lines) == 3
     objs = [json.loads(line) for line in lines]
     assert [o["frame"] for o in objs] == [1, 2, 3]
+    assert all(o["schema"] == DISSECT_SCHEMA for o in objs)
     assert objs[0]["ts"] == 1_700_000_000.5
     for i, o in enumerate(objs):
         assert [ly["proto"] for ly in o["layers"]] == ["eth", "ipv4", "udp", "vxlan", "eth", "ipv4", "udp"]
@@ -98,3 +100,6 @@ def test_text_output(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.splitlines()) == 1
     assert "vni=100" in res.stdout and "203.0.113.10" in res.stdout
+    res = _run("dissect", str(path), "-c", "-1")  # used to print one frame
+    _no_traceback(res)
+    assert res.returncode == 2 and res.stdout == ""
