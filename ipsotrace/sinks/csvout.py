@@ -26,6 +26,7 @@ TUNNEL_COLUMNS = (
     "ttl",
     "dscp",
     "ecn",
+    "schema",
 )
 FLOW_COLUMNS = (
     "encap",
@@ -46,6 +47,7 @@ FLOW_COLUMNS = (
     "outer_paths",
     "first_ts",
     "last_ts",
+    "schema",
 )
 
 
@@ -53,7 +55,7 @@ def _hist(d: dict[str, int]) -> str:
     return ";".join(f"{k}:{v}" for k, v in d.items())
 
 
-def tunnel_row(t: dict[str, Any]) -> dict[str, Any]:
+def tunnel_row(t: dict[str, Any], schema: str) -> dict[str, Any]:
     return {
         **{k: t[k] for k in TUNNEL_COLUMNS[:9]},
         "tunnel_id": "" if t["tunnel_id"] is None else t["tunnel_id"],
@@ -62,10 +64,11 @@ def tunnel_row(t: dict[str, Any]) -> dict[str, Any]:
         "ttl": _hist(t["ttl"]),
         "dscp": _hist(t["dscp"]),
         "ecn": _hist(t["ecn"]),
+        "schema": schema,
     }
 
 
-def flow_row(f: dict[str, Any]) -> dict[str, Any]:
+def flow_row(f: dict[str, Any], schema: str) -> dict[str, Any]:
     return {
         **{k: f[k] for k in FLOW_COLUMNS[:13]},
         "tunnel_id": "" if f["tunnel_id"] is None else f["tunnel_id"],
@@ -75,6 +78,7 @@ def flow_row(f: dict[str, Any]) -> dict[str, Any]:
         "outer_paths": ";".join(f"{p['src']}>{p['dst']}:{p['sport']}>{p['dport']}={p['packets']}" for p in f["paths"]),
         "first_ts": f["first"]["ts"],
         "last_ts": f["last_ts"],
+        "schema": schema,
     }
 
 
@@ -84,9 +88,9 @@ def write_csv(doc: dict[str, Any], directory: Path) -> tuple[Path, Path]:
     with tpath.open("w", newline="") as fh:
         w = csv.DictWriter(fh, TUNNEL_COLUMNS)
         w.writeheader()
-        w.writerows(tunnel_row(t) for t in doc["tunnels"])
+        w.writerows(tunnel_row(t, doc["schema"]) for t in doc["tunnels"])
     with fpath.open("w", newline="") as fh:
         w = csv.DictWriter(fh, FLOW_COLUMNS)
         w.writeheader()
-        w.writerows(flow_row(f) for f in doc["flows"])
+        w.writerows(flow_row(f, doc["schema"]) for f in doc["flows"])
     return tpath, fpath

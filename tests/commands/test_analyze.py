@@ -95,6 +95,7 @@ def test_csv_matches_json(tmp_path: Path) -> None:
     )
     assert flow["outer_paths"] == "192.0.2.1>192.0.2.2:49200>4789=2;192.0.2.1>192.0.2.2:49201>4789=1"
     assert tunnels[0]["ttl"] == "60:3"
+    assert {r["schema"] for r in tunnels + flows} == {doc["schema"]}
 
 
 def test_report_for_people(tmp_path: Path) -> None:
