@@ -75,7 +75,7 @@ def analyze(
     inventory = load_inventory(inventory_file)
     thresholds = load_thresholds(thresholds_file)
     untrusted_nets = parse_untrusted(untrusted)
-    coll = Collector(max_flows=max_flows)
+    coll = Collector(max_flows=max_flows, max_tunnels=max_tunnels)
     corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
     damaged = False
     reassembly = ReassemblySummary(enabled=not no_reassemble)

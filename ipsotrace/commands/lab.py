@@ -42,15 +42,30 @@ def up(
     icmp_ratelimit: int | None = typer.Option(
         None, "--icmp-ratelimit", help="net.ipv4.icmp_ratelimit (ms) in the routers; default: the kernel's (1000)."
     ),
+    srcport_range: str | None = typer.Option(
+        None,
+        "--srcport-range",
+        metavar="FIRST-LAST",
+        help="Outer UDP source ports the VTEPs use (both included; one port: N-N). Default: the kernel's range.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the lab status as JSON."),
 ) -> None:
     """Build the lab (a leftover lab with the same prefix is removed first)."""
     lab = _lab()
     try:
-        lab.up(lab.LabOptions(prefix, blackhole, loss, delay, icmp_ratelimit))
+        ports = _port_range(srcport_range) if srcport_range is not None else None
+        lab.up(lab.LabOptions(prefix, blackhole, loss, delay, icmp_ratelimit, ports))
     except (lab.LabError, ValueError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     _print_status(prefix, as_json)
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    first, sep, last = text.partition("-")
+    try:
+        return int(first), int(last if sep else first)
+    except ValueError:
+        raise ValueError(f"--srcport-range {text!r}: give FIRST-LAST, e.g. 49152-49152") from None
 
 
 @lab_app.command("down")
@@ -78,7 +93,7 @@ def _print_status(prefix: str, as_json: bool) -> bool:
         write_line(json.dumps(st, indent=1))
         return bool(st["up"])
     opts = st["options"] or {}
-    faults = [k for k in ("blackhole", "loss", "delay_ms") if opts.get(k)]
+    faults = [k for k in ("blackhole", "loss", "delay_ms", "srcport_range") if opts.get(k)]
     write_line(f"lab {prefix!r}: {'up' if st['up'] else 'DOWN'}" + (f" ({', '.join(faults)})" if faults else ""))
     for node, info in st["nodes"].items():
         if info is None:

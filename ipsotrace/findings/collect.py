@@ -8,28 +8,33 @@ per-packet :class:`~ipsotrace.correlate.extract.View` as the correlator plus
 a few header values (:class:`Extra`) the view does not carry.  A vectorised
 path feeds :meth:`Collector.add_view` from column arrays.
 
-Memory is O(tunnels + flows + VTEP pairs): per flow a bounded number of
-paths, evidence frames and TCP/duplicate state.  ``a.merge(b)`` ("b came
+Memory is O(tunnels + flows + VTEP pairs), tunnels and flows capped like the
+correlator's (least active evicted, evictions counted): per flow a bounded
+number of paths, evidence frames and TCP/duplicate state.  ``a.merge(b)`` ("b came
 after a") equals one pass over a then b, then :meth:`Collector.finalized`.
 Each part holds back its first :data:`HEAD` TCP data segments and
 :data:`DUP_WINDOW` packets per flow and replays them on the state of the part
-before it, so loss attribution and duplicate detection across the split are
-those of one pass; the one bounded exception (all of a part's first 16 data
-segments of a flow being retransmissions of the earlier part's data) is
-counted in ``FlowFacts.tcp.inexact``.
+before it, and keeps up to :data:`HEAD` retransmissions of data its head saw
+until it knows what came before, so loss attribution and duplicate detection
+across the split are those of one pass.  The bounded exceptions (all of a part's
+first 16 data segments of a flow being retransmissions of the earlier part's
+data; more than 16 such retransmissions when the earlier part sent that data on
+other paths) are counted in ``FlowFacts.tcp.inexact``.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
-from ipsotrace.correlate.aggregates import SIZE_BINS, seq_after, size_bin
+from ipsotrace.correlate.aggregates import DEFAULT_MAX_TUNNELS, SIZE_BINS, seq_after, size_bin
 from ipsotrace.correlate.extract import IP_PROTOS, View, view
 from ipsotrace.records import Packet
 
 HEAD = 16  # TCP data segments per flow held back in each part for replay on merge
+MAX_RUNS = 16  # outer paths per TCP flow remembered with the sequence range they first carried
 DUP_WINDOW = 8  # inner packets per flow a duplicate is looked for among
 #: ... and only that recent: protocols repeat identical packets on purpose (MLD/IGMP reports, DNS and
 #: SYN retries without timestamps) after hundreds of milliseconds; loops and duplication take far less.
@@ -234,19 +239,39 @@ class TcpEvent(NamedTuple):
     ev: Ev
 
 
+Run = tuple[int, PathKey]  # (first sequence number, path) of a stretch of new data on one outer path
+
+
 @dataclass(slots=True)
 class TcpTrack:
     """Retransmission detection with loss blamed on the path that carried the data first.
 
     A retransmission means an earlier transmission was lost: it is blamed on the
-    path of the most recent *new* data, because Linux re-draws the entropy port
-    on a retransmission timeout and the resent segment may leave on another path.
+    path that first sent the retransmitted sequence number, because Linux re-draws
+    the entropy port on a retransmission timeout and the resent segment may leave
+    on another path.  After such a re-draw Linux resends the lost segments
+    interleaved with new data on the new path, so "the path of the most recent new
+    data" would blame the healthy path.  Each path change of the new data starts a
+    run; the last :data:`MAX_RUNS` runs are kept (a re-draw takes at least one
+    retransmission timeout, so a flow rarely has more).
+
+    A part of a split input cannot tell whether what its held-back head shows as
+    new data is new, or the resending of an earlier part's lost data on another
+    path: retransmissions it would blame on a run started in its head (or on none)
+    wait in ``pending`` (at most :data:`HEAD`; more are blamed at once and counted
+    in ``overflow``) until :meth:`merge` or :meth:`finalize` knows what came before.
     """
 
     next: int | None = None  # highest sequence end sent (serial arithmetic)
     last: PathKey | None = None  # path of the most recent new data
+    runs: list[Run] = field(default_factory=list)
+    runs_total: int = 0  # runs ever started (older ones fall out of ``runs``)
+    first_path: PathKey | None = None  # path of the first data: blamed for data sent before it
     head: list[TcpEvent] = field(default_factory=list)  # held back, not yet counted
-    head_state: tuple[int | None, PathKey | None] | None = None  # state after the head (None: head open)
+    #: after the head (None: head open): next, last, runs_total and the runs the head started
+    head_state: tuple[int | None, PathKey | None, int, tuple[Run, ...]] | None = None
+    pending: list[TcpEvent] = field(default_factory=list)  # retransmissions of data of the head's runs
+    overflow: int = 0  # ... blamed at once because ``pending`` was full
     inexact: int = 0
 
     def add(self, e: TcpEvent, ff: FlowFacts) -> None:
@@ -254,13 +279,21 @@ class TcpTrack:
             self.head.append(e)
             self._step(e, None)
             if len(self.head) == HEAD:
-                self.head_state = (self.next, self.last)
+                self.head_state = self._state()
         else:
-            self._step(e, ff)
+            self._step(e, ff, defer=True)
 
-    def _step(self, e: TcpEvent, ff: FlowFacts | None) -> None:
+    def _step(self, e: TcpEvent, ff: FlowFacts | None, defer: bool = False) -> None:
         end = (e.seq + e.seglen) & _M32
         if self.next is None or seq_after(end, self.next):
+            if e.path != self.last:
+                start = e.seq if self.next is None or seq_after(e.seq, self.next) else self.next
+                self.runs.append((start, e.path))
+                self.runs_total += 1
+                if len(self.runs) > MAX_RUNS:
+                    del self.runs[0]
+                if self.first_path is None:
+                    self.first_path = e.path
             self.next = end
             self.last = e.path
             if ff is not None:
@@ -268,31 +301,88 @@ class TcpTrack:
                 pf.new_bins[size_bin(e.size)] += 1
                 pf.new_max = max(pf.new_max, e.size)
         elif ff is not None:
-            blamed = ff.path(self.last or e.path, e.ev)
-            blamed.retx_bins[size_bin(e.size)] += 1
-            blamed.retx_ev.add(e.ev)
-            blamed.retx_min_size = min(blamed.retx_min_size, e.size)
             ff.path(e.path, e.ev).retx_here += 1
+            self._retx(e, ff, defer)
+
+    def _state(self) -> tuple[int | None, PathKey | None, int, tuple[Run, ...]]:
+        return (self.next, self.last, self.runs_total, tuple(self.runs[max(0, len(self.runs) - self.runs_total) :]))
+
+    def _retx(self, e: TcpEvent, ff: FlowFacts, defer: bool) -> None:
+        i = self._covering(e.seq)
+        head_runs = self.head_state[2] if self.head_state is not None else self.runs_total
+        if defer and (i < 0 or self.runs_total - len(self.runs) + i < head_runs):
+            if len(self.pending) < HEAD:
+                self.pending.append(e)  # data the head saw (or older): what came before decides
+                return
+            self.overflow += 1
+        _blame(ff, self.runs[i][1] if i >= 0 else (self.first_path or e.path), e)
+
+    def _covering(self, seq: int) -> int:
+        """Index of the run holding ``seq``; -1 when it was sent before every run kept."""
+        for i in range(len(self.runs) - 1, -1, -1):
+            if not seq_after(self.runs[i][0], seq):
+                return i
+        return -1
+
+    def _agrees(self, e: TcpEvent) -> bool:
+        """A part starting with ``e`` blames every sequence number from ``e.seq`` on ``e.path``: so do we."""
+        if self.next is None or not seq_after(self.next, e.seq):
+            return True  # new data here too
+        i = self._covering(e.seq)
+        return i >= 0 and all(pk == e.path for _, pk in self.runs[i:])
+
+    def finalize(self, ff: FlowFacts) -> None:
+        """Count the held-back head and the pending retransmissions: nothing came before this part."""
+        if self.head:
+            self.replay_head(ff)
+        events, self.pending = self.pending, []
+        for e in events:
+            self._retx(e, ff, defer=False)
 
     def replay_head(self, ff: FlowFacts) -> None:
         """Count the held-back head from an empty state (nothing came before this part)."""
         events, self.head = self.head, []
-        end = (self.next, self.last)
-        self.next = self.last = None
+        end = (self.next, self.last, self.runs, self.runs_total, self.first_path)
+        self.next = self.last = self.first_path = None
+        self.runs, self.runs_total = [], 0
         for e in events:
             self._step(e, ff)
-        self.head_state = (self.next, self.last)
-        self.next, self.last = end  # the tail was already counted from the state after the head
+        self.head_state = self._state()
+        # the tail was already counted from the state after the head
+        self.next, self.last, self.runs, self.runs_total, self.first_path = end
 
     def merge(self, o: TcpTrack, ff: FlowFacts) -> None:
+        agrees = not o.head or self._agrees(o.head[0])
+        before = self.runs_total
         for e in o.head:
             self.add(e, ff)
-        if o.head_state is None:
-            return
-        if (self.next, self.last) != o.head_state:
-            self.inexact += 1
-        self.next, self.last = o.next, o.last
+        if o.head_state is not None:
+            # o's tail was counted from o's own state after its head: exact when that equals ours now,
+            # and when o's head runs name the paths we know for their data (or o waited on all of it)
+            started = self.runs_total - before
+            replayed = self.runs[len(self.runs) - started :] if started <= len(self.runs) else None
+            head_runs = list(o.head_state[3])
+            same_runs = agrees and replayed is not None and replayed in (head_runs, head_runs[1:])
+            if (self.next, self.last) != o.head_state[:2] or (o.overflow and not same_runs):
+                self.inexact += 1
+            tail = o.runs_total - o.head_state[2]
+            if tail:
+                self.runs = (self.runs + o.runs[-min(tail, len(o.runs)) :])[-MAX_RUNS:]
+                self.runs_total += tail
+            self.next, self.last = o.next, o.last
+        self.overflow += o.overflow  # blamed on runs that may be our own head's: as unsure as ours
+        if self.first_path is None:
+            self.first_path = o.first_path
+        for e in o.pending:
+            self._retx(e, ff, defer=True)
         self.inexact += o.inexact
+
+
+def _blame(ff: FlowFacts, pk: PathKey, e: TcpEvent) -> None:
+    blamed = ff.path(pk, e.ev)
+    blamed.retx_bins[size_bin(e.size)] += 1
+    blamed.retx_ev.add(e.ev)
+    blamed.retx_min_size = min(blamed.retx_min_size, e.size)
 
 
 @dataclass(slots=True)
@@ -391,8 +481,8 @@ class FlowFacts:
         self.dup.merge(o.dup)
 
     def finalize(self) -> None:
-        if self.tcp is not None and self.tcp.head:
-            self.tcp.replay_head(self)
+        if self.tcp is not None:
+            self.tcp.finalize(self)
         self.dup.replay_head()
 
 
@@ -436,11 +526,13 @@ class Facts:
     """Everything :class:`Collector` keeps; ``merge`` as for :class:`~ipsotrace.correlate.Aggregates`."""
 
     max_flows: int = DEFAULT_MAX_FLOWS
+    max_tunnels: int = DEFAULT_MAX_TUNNELS
     tunnels: dict[TunnelKey, TunnelFacts] = field(default_factory=dict)
     flows: dict[FlowKey, FlowFacts] = field(default_factory=dict)
     frags: dict[PairKey, FragFacts] = field(default_factory=dict)
     crypto: dict[tuple[str, str, str], CryptoFacts] = field(default_factory=dict)  # (src, dst, protocol)
     evicted_flows: int = 0
+    evicted_tunnels: int = 0
     finalized: bool = False
 
     def merge(self, o: Facts) -> Facts:
@@ -451,6 +543,8 @@ class Facts:
                 self.tunnels[tk] = t
             else:
                 mine.merge(t)
+        self.evicted_tunnels += o.evicted_tunnels
+        self._cap_tunnels()
         for fk, f in o.flows.items():
             mf = self.flows.get(fk)
             if mf is None:
@@ -474,6 +568,20 @@ class Facts:
             del self.flows[fk]
             self.evicted_flows += 1
 
+    def _cap_tunnels(self, room: int = 0) -> None:
+        """As the correlator's tunnel cap: random tunnel IDs must not grow memory without bound.
+
+        A tenth of the cap goes at once (O(log n) per new tunnel); the victims are the
+        tunnels with the fewest packets, then the oldest.
+        """
+        excess = len(self.tunnels) - (self.max_tunnels - room)
+        if excess <= 0:
+            return
+        n = max(excess, self.max_tunnels // 10, 1)
+        for tk, _ in heapq.nsmallest(n, self.tunnels.items(), key=lambda kv: (kv[1].packets, kv[1].first)):
+            del self.tunnels[tk]
+            self.evicted_tunnels += 1
+
     def finalized_copy(self) -> Facts:
         """The facts with every held-back head counted, as one pass from the start gives them."""
         if self.finalized:
@@ -488,8 +596,10 @@ class Facts:
 class Collector:
     """Feed the same packets as the :class:`~ipsotrace.correlate.Correlator`, in capture order."""
 
-    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS) -> None:
-        self.result = Facts(max_flows=max_flows)
+    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS, max_tunnels: int = DEFAULT_MAX_TUNNELS) -> None:
+        if max_flows < 1 or max_tunnels < 1:
+            raise ValueError("max_flows and max_tunnels must be at least 1")
+        self.result = Facts(max_flows=max_flows, max_tunnels=max_tunnels)
         self.source = ""
 
     def begin_source(self, name: str) -> None:
@@ -583,9 +693,12 @@ class Collector:
         self._flow(v, x, ev)
 
     def _tunnel(self, key: TunnelKey, ev: Ev) -> TunnelFacts:
-        t = self.result.tunnels.get(key)
+        facts = self.result
+        t = facts.tunnels.get(key)
         if t is None:
-            self.result.tunnels[key] = t = TunnelFacts(ev)
+            if len(facts.tunnels) >= facts.max_tunnels:
+                facts._cap_tunnels(room=1)
+            facts.tunnels[key] = t = TunnelFacts(ev)
         elif ev < t.first:
             t.first = ev
         return t

@@ -38,6 +38,16 @@ class LabOptions:
     delay_ms: float = 0.0
     #: net.ipv4.icmp_ratelimit in the routers; None keeps the kernel default (1000 ms, burst 6)
     icmp_ratelimit_ms: int | None = None
+    #: outer UDP source ports (first, last; both included) the VTEPs draw entropy from; None keeps
+    #: the kernel's range (net.ipv4.ip_local_port_range).  A narrow range polarizes ECMP.
+    srcport_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.srcport_range is not None:
+            lo, hi = self.srcport_range
+            # the kernel's upper bound is exclusive, and an empty range means "the default range"
+            if not 1 <= lo <= hi <= 65534:
+                raise ValueError(f"source port range {lo}-{hi}: give FIRST-LAST with 1 <= FIRST <= LAST <= 65534")
 
 
 def ns_name(prefix: str, node: str) -> str:
@@ -177,6 +187,7 @@ def _configure_node(opts: LabOptions, topo: Topology, node: str) -> None:
                 vxlan_port=topo.vxlan_port,
                 address=vtep.mac,
                 mtu=1450,
+                **_port_range(opts),
                 # Outer DF copied from the inner packet (TCP sets it, ICMP replies do not), as
                 # hardware VTEPs do: big TCP segments then need PTBs, which --blackhole eats.
                 vxlan_df=2,
@@ -195,6 +206,13 @@ def _configure_node(opts: LabOptions, topo: Topology, node: str) -> None:
             nsutil.write_sysctl("net.ipv4.icmp_errors_use_inbound_ifaddr", 1)
             if opts.icmp_ratelimit_ms is not None:
                 nsutil.write_sysctl("net.ipv4.icmp_ratelimit", opts.icmp_ratelimit_ms)
+
+
+def _port_range(opts: LabOptions) -> dict[str, object]:
+    if opts.srcport_range is None:
+        return {}
+    lo, hi = opts.srcport_range
+    return {"vxlan_port_range": {"low": lo, "high": hi + 1}}  # the kernel's high end is exclusive
 
 
 #: src IP, dst IP, IP protocol, src port, dst port (fib_multipath_hash_fields bits)
