@@ -179,8 +179,11 @@ class Context:
     def assumed_mtu(self, src: str, dst: str) -> tuple[int, str, bool]:
         """Known underlay MTU, else a lower bound: the assumed standard MTU or the largest outer packet
         seen between the VTEPs, whichever is larger.  The flag says whether the MTU is known."""
-        known = self.underlay_mtu(src, dst)
-        if known is not None:
+        # MSS and DF limits bind the reverse direction too, and underlay links are symmetric: take the
+        # smaller MTU known either way (an ICMP error may have been seen for one direction only)
+        either = [m for m in (self.underlay_mtu(src, dst), self.underlay_mtu(dst, src)) if m is not None]
+        if either:
+            known = min(either, key=lambda m: m[0])
             return known[0], known[1], True
         assumed = int(self.thresholds.get("mtu", "assumed_underlay_mtu"))
         # links are symmetric: a jumbo outer packet either way shows the pair's underlay is jumbo
