@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ipsotrace.commands.common import (
     EXIT_DAMAGED,
     EXIT_USAGE,
+    LazyProgress,
     NoHeuristicsOption,
     NoReassembleOption,
     PortOption,
@@ -18,6 +20,8 @@ from ipsotrace.commands.common import (
     frames_with_progress,
     open_or_fail,
     report_damage,
+    report_status_damage,
+    stderr,
     write_line,
 )
 from ipsotrace.commands.findings_options import (
@@ -31,8 +35,10 @@ from ipsotrace.commands.findings_options import (
 )
 from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Correlator, SourceInfo
 from ipsotrace.decode import decode
+from ipsotrace.dissectors.registry import DissectConfig
 from ipsotrace.findings import Collector
 from ipsotrace.reassembly import Head, Reassembler, ReassemblySummary
+from ipsotrace.sources import SourceStatus
 
 
 def analyze(
@@ -65,13 +71,32 @@ def analyze(
     inventory_file: Path | None = InventoryOption,
     thresholds_file: Path | None = ThresholdsOption,
     untrusted: list[str] = UntrustedOption,
+    engine: str = typer.Option(
+        "scalar",
+        "--engine",
+        help="scalar: every packet through the dissectors, with findings. fast: vectorized numpy path "
+        "(same tunnels, flows and counters, about 30x faster; findings not computed yet).",
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="With --engine fast: split the input over N processes."),
 ) -> None:
     """Correlate captures: tunnels between VTEPs, inner flows per tenant and the outer paths that carried them."""
     if max_flows < 1:
         fail("--max-flows must be at least 1", EXIT_USAGE)
     if max_tunnels < 1:
         fail("--max-tunnels must be at least 1", EXIT_USAGE)
+    if engine not in ("scalar", "fast"):
+        fail(f"--engine must be scalar or fast, not {engine!r}", EXIT_USAGE)
+    if jobs < 1 or (jobs > 1 and engine != "fast"):
+        fail("--jobs N (N >= 1) goes with --engine fast", EXIT_USAGE)
     cfg = dissect_config(port, no_heuristics)
+    if engine == "fast":
+        for path in files:
+            open_or_fail(path).close()  # same clear error as the scalar engine for unreadable input
+        doc, damaged = _analyze_fast(
+            files, cfg, jobs, max_flows, max_tunnels, gre_key_as_id, reassemble=not no_reassemble
+        )
+        _emit(doc, as_json, csv_dir, top, damaged)
+        return
     inventory = load_inventory(inventory_file)
     thresholds = load_thresholds(thresholds_file)
     untrusted_nets = parse_untrusted(untrusted)
@@ -96,6 +121,50 @@ def analyze(
     doc = corr.result.to_json()
     doc["reassembly"] = reassembly.to_json()
     doc["findings"] = findings_doc(corr.result, coll.result, inventory, thresholds, untrusted_nets)
+    _emit(doc, as_json, csv_dir, top, damaged)
+
+
+def _analyze_fast(
+    files: list[Path],
+    cfg: DissectConfig,
+    jobs: int,
+    max_flows: int,
+    max_tunnels: int,
+    gre_key_as_id: bool,
+    *,
+    reassemble: bool,
+) -> tuple[dict[str, Any], bool]:
+    from ipsotrace.fast.engine import FastAnalyzer
+    from ipsotrace.fast.parallel import Settings, analyze_parallel
+
+    reassembly = ReassemblySummary(enabled=reassemble)
+    statuses: list[SourceStatus] = []
+    if jobs > 1:
+        settings = Settings(cfg, max_flows, max_tunnels, gre_key_as_id, reassemble)
+        result, _stats, statuses = analyze_parallel(files, jobs, settings)
+        # fragments straddling a cut between processes are not reassembled (docs/analyze-schema.md)
+        doc = result.to_json()
+    else:
+        corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
+        for path in files:
+            size = path.stat().st_size
+            with LazyProgress(size, f"analyze {path.name}") as bar:
+                fa = FastAnalyzer(corr, cfg, reassemble=reassemble, progress=bar.update)
+                statuses.append(fa.add_file(path))
+            reassembly.add(str(path), fa.reassembler)
+        doc = corr.result.to_json()
+        doc["reassembly"] = reassembly.to_json()
+    stderr.print(
+        "note: --engine fast computes tunnels, flows and counters only; run --engine scalar for findings",
+        highlight=False,
+    )
+    damaged = False
+    for st in statuses:
+        damaged = report_status_damage(st) or damaged
+    return doc, damaged
+
+
+def _emit(doc: dict[str, Any], as_json: bool, csv_dir: Path | None, top: int, damaged: bool) -> None:
     if csv_dir is not None:
         from ipsotrace.sinks.csvout import write_csv
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from ipsotrace.dissectors.registry import DissectConfig, parse_port_spec
-from ipsotrace.sources import CaptureError, CaptureFile, Frame
+from ipsotrace.sources import CaptureError, CaptureFile, Frame, SourceStatus
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -108,11 +108,14 @@ def frames_with_progress(cap: CaptureFile, label: str) -> Iterator[Frame]:
 
 
 def report_damage(cap: CaptureFile) -> bool:
-    st = cap.status
+    return report_status_damage(cap.status)
+
+
+def report_status_damage(st: SourceStatus) -> bool:
     if st.damage is None:
         return False
     stderr.print(
-        f"[bold yellow]warning:[/] {cap.path}: {st.damage} at byte {st.damage_offset}; "
+        f"[bold yellow]warning:[/] {st.path}: {st.damage} at byte {st.damage_offset}; "
         f"analysed the {st.frames} frames before it",
         highlight=False,
     )

@@ -1,0 +1,284 @@
+"""The fast analysis engine: capture files → the correlator's :class:`Aggregates`, vectorized.
+
+Per chunk of a file (:mod:`ipsotrace.fast.batch`), frames are decoded into
+columns (:mod:`ipsotrace.fast.decode`); the frames the fast path hands back are
+decoded by the scalar dissectors, with IP reassembly, in capture order, and
+become rows too when the correlator's view of them fits a row (at most one
+tunnel hop); :mod:`ipsotrace.fast.aggregate` folds rows into the aggregates.
+A packet whose view does not fit (nested tunnels, a hop without an IP header)
+goes to :meth:`Correlator.add` itself, after everything before it is folded in,
+so the order the correlator sees is the capture's.
+
+The result equals ``Correlator.add`` over ``decode(...)`` of the same files
+(tests/fast/test_engine.py compares the JSON), except under flow/tunnel cap
+pressure (see :mod:`ipsotrace.fast.aggregate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ipsotrace.correlate import Correlator, SourceInfo
+from ipsotrace.correlate.aggregates import AnomalyStats
+from ipsotrace.correlate.extract import view
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
+from ipsotrace.fast import aggregate as A
+from ipsotrace.fast.batch import Batch, BatchReader
+from ipsotrace.fast.decode import ENCAPS, decode_batch
+from ipsotrace.reassembly import FragmentStage, Head, Reassembler
+from ipsotrace.sources.base import SourceStatus
+
+_I64 = np.int64
+#: Frames decoded together (header windows of this many frames stay in cache).
+SUB_BATCH = 32768
+#: (flow, path) groups and TCP data segments held before they are folded into the aggregates:
+#: memory stays bounded whatever the capture's size.
+FLUSH_GROUPS = 200_000
+FLUSH_SEGMENTS = 262_144
+
+
+@dataclass(slots=True)
+class EngineStats:
+    frames: int = 0
+    fast: int = 0  # decoded by the vectorized path
+    scalar_rows: int = 0  # decoded by the scalar dissectors, folded in as rows
+    scalar_packets: int = 0  # decoded and correlated by the scalar path alone
+    one_by_one: int = 0  # rows replayed through Correlator.add_view after a hash collision
+
+    def merge(self, o: EngineStats) -> None:
+        self.frames += o.frames
+        self.fast += o.fast
+        self.scalar_rows += o.scalar_rows
+        self.scalar_packets += o.scalar_packets
+        self.one_by_one += o.one_by_one
+
+
+class FastAnalyzer:
+    """Feeds capture files into a :class:`Correlator` through the fast path."""
+
+    def __init__(
+        self,
+        corr: Correlator,
+        cfg: DissectConfig | None = None,
+        *,
+        reassemble: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.corr = corr
+        self.cfg = cfg or DissectConfig()
+        self.reassemble = reassemble
+        self.progress = progress
+        self.encaps: list[str] = list(ENCAPS)
+        self._encap_code = {n: i for i, n in enumerate(self.encaps)}
+        self.applier = A.Applier(self.encaps)
+        self.acc = A.Accumulator()
+        self.stats = EngineStats()
+        self._row = 0  # rows numbered across the whole input: capture order
+        self._source = ""
+
+    def encap_code(self, name: str) -> int:
+        code = self._encap_code.get(name)
+        if code is None:
+            code = self._encap_code[name] = len(self.encaps)
+            self.encaps.append(name)
+        return code
+
+    # -- files --------------------------------------------------------------------------------------
+    def add_file(self, path: str | Path, name: str | None = None) -> SourceStatus:
+        """Analyse one capture; returns how reading went (damage included)."""
+        source = str(path) if name is None else name
+        status = self.add_part(path, name=source)
+        self.corr.end_source(SourceInfo(source, status.format, status.frames, status.damage, status.damage_offset))
+        return status
+
+    def add_part(
+        self,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+        first_frame: int = 1,
+    ) -> SourceStatus:
+        """Analyse a capture, or the records of a pcap file from byte ``start`` to ``stop``."""
+        source = str(path) if name is None else name
+        self._source = source
+        self.corr.begin_source(source)
+        # like decode(): one reassembler per file; kept for the caller's ReassemblySummary
+        self.reassembler: Reassembler[Head] = Reassembler()
+        stage = FragmentStage(self.reassembler) if self.reassemble else None
+        self._ts_carry: int | None = None
+        with BatchReader(path, start=start, stop=stop, first_frame=first_frame) as reader:
+            for batch in reader:
+                if len(batch) == 0:
+                    continue
+                # the reassembler expires by the latest capture time seen before each frame
+                self._cummax = np.maximum.accumulate(batch.ts_ns)
+                if self._ts_carry is not None:
+                    np.maximum(self._cummax, self._ts_carry, out=self._cummax)
+                self._ts_carry = int(self._cummax[-1])
+                for lo in range(0, len(batch), SUB_BATCH):
+                    rows = np.arange(lo, min(len(batch), lo + SUB_BATCH), dtype=_I64)
+                    self._sub_batch(batch, rows, source, stage)
+                if self.progress is not None:
+                    self.progress(reader.status.bytes_read)
+            status = reader.status
+        if stage is not None:
+            stage.reassembler.flush()
+        self.flush(source)
+        return status
+
+    # -- one sub-batch ------------------------------------------------------------------------------------
+    def _sub_batch(self, batch: Batch, rows: np.ndarray, source: str, stage: FragmentStage | None) -> None:
+        fc = decode_batch(batch, self.cfg, rows, gre_key_as_id=self.corr.gre_key_as_id, tunnelled_only=True)
+        n = rows.shape[0]
+        assert fc.plain is not None
+        self.stats.frames += n
+        self.stats.fast += len(fc) + fc.plain.shape[0]
+        # capture order across sub-batches and files: rows are batch positions plus this base
+        self._row += 1 << 32
+        agg = self.corr.result
+        wire = batch.wirelen[rows[0] : rows[-1] + 1]
+        ts = batch.ts_ns[rows[0] : rows[-1] + 1]
+        agg.packets += n
+        agg.bytes += int(wire.sum())
+        lo, hi = int(ts.min()), int(ts.max())
+        agg.first_ns = lo if agg.first_ns is None else min(agg.first_ns, lo)
+        agg.last_ns = hi if agg.last_ns is None else max(agg.last_ns, hi)
+        if fc.plain.shape[0]:
+            agg.untunnelled_packets += int(fc.plain.shape[0])
+            agg.untunnelled_bytes += int(batch.wirelen[fc.plain].sum())
+        c = fc.cols
+        brow = c["row"]
+        cols: dict[str, np.ndarray] = {
+            "row": brow,
+            "ts": batch.ts_ns[brow],
+            "frame": brow + batch.first_frame,
+            "wirelen": batch.wirelen[brow],
+            "encap": c["encap"],
+            "tid": c["tunnel_id"],
+            "i_frag": np.zeros(brow.shape[0], dtype=_I64),
+        }
+        for k in A.ROW:
+            if k not in cols:
+                cols[k] = c[k]
+        if fc.fallback.size:
+            self._with_scalar(batch, fc.fallback, cols, source, stage)
+        else:
+            self._rows(cols)
+        if len(self.acc) >= FLUSH_GROUPS or self.acc.n_segs >= FLUSH_SEGMENTS:
+            self.flush(source)
+
+    def _with_scalar(
+        self, batch: Batch, fallback: np.ndarray, fast: dict[str, np.ndarray], source: str, stage: FragmentStage | None
+    ) -> None:
+        """Decode the handed-back frames in order; rows before a packet the correlator takes go first."""
+        corr = self.corr
+        agg = corr.result
+        extra: list[dict[str, int]] = []
+        ts_all = batch.ts_ns
+        fast_rows = fast["row"]
+        done = 0  # fast rows already folded in (everything before a packet the correlator takes)
+        for r in fallback.tolist():
+            ts = int(ts_all[r])
+            frame = r + batch.first_frame
+            wirelen = int(batch.wirelen[r])
+            if stage is not None:
+                stage.reassembler.expire(int(self._cummax[r]))
+            pkt = dissect_frame(
+                batch.frame_bytes(r),
+                int(batch.linktype[r]),
+                self.cfg,
+                frame=frame,
+                ts_ns=ts,
+                wirelen=wirelen,
+                interface=int(batch.interface[r]),
+                fragments=stage,
+            )
+            v = view(pkt, gre_key_as_id=corr.gre_key_as_id)
+            row = A.view_row(v, self.encap_code)
+            if row is None:
+                # fold in everything before this packet, then let the correlator take it (it
+                # counts the packet itself, so the sub-batch's totals leave it out)
+                upto = int(np.searchsorted(fast_rows, r))
+                self._rows({k: a[done:upto] for k, a in fast.items()})
+                self._extra(extra)
+                extra = []
+                done = upto
+                self.flush(source)
+                agg.packets -= 1
+                agg.bytes -= wirelen
+                corr.add(pkt)
+                self.stats.scalar_packets += 1
+                continue
+            self.stats.scalar_rows += 1
+            if pkt.anomalies:
+                anomalies = agg.anomalies
+                for a in pkt.anomalies:
+                    st = anomalies.get(a.kind)
+                    if st is None:
+                        anomalies[a.kind] = st = AnomalyStats()
+                    st.add((source, frame, a.layer, a.offset, a.detail))
+            if v.icmp is not None:
+                corr._icmp(v.icmp, v.hops, ts, frame)  # its own table: independent of rows' order
+            if row["encap"] < 0:
+                agg.untunnelled_packets += 1
+                agg.untunnelled_bytes += wirelen
+                continue
+            row.update(row=r, ts=ts, frame=frame, wirelen=wirelen)
+            extra.append(row)
+        self._rows({k: a[done:] for k, a in fast.items()} if done else fast)
+        self._extra(extra)
+
+    def _extra(self, extra: list[dict[str, int]]) -> None:
+        if extra:
+            self._rows({k: np.array([e[k] for e in extra], dtype=_I64) for k in (*A.ROW, "wirelen")})
+
+    def _rows(self, cols: dict[str, np.ndarray]) -> None:
+        """Fold rows of tunnelled packets (in capture order) into the accumulator."""
+        if cols["row"].shape[0] == 0:
+            return
+        cols["row"] = cols["row"] + self._row
+        try:
+            self.acc.add(cols)
+        except A.HashCollision:
+            # two keys met the same 64-bit hash (never seen, but possible): these rows go through
+            # the correlator one by one, after everything before them
+            self.flush(self._source)
+            self._one_by_one(cols)
+            return
+        A.add_encaps(self.corr.result, cols, self.encaps)
+
+    def _one_by_one(self, cols: dict[str, np.ndarray]) -> None:
+        agg = self.corr.result
+        wire = cols["wirelen"]
+        # add_view counts packets and bytes itself: the sub-batch's totals already did
+        agg.packets -= int(wire.shape[0])
+        agg.bytes -= int(wire.sum())
+        for i in range(wire.shape[0]):
+            v = A.row_view(cols, i, self.encaps)
+            self.corr.add_view(v, int(cols["ts"][i]), int(cols["frame"][i]), int(wire[i]))
+        self.stats.one_by_one += int(wire.shape[0])
+
+    def flush(self, source: str) -> None:
+        """Fold everything accumulated into the aggregates (Python work per flow and path)."""
+        if len(self.acc) == 0:
+            return
+        self.applier.apply(self.corr.result, self.acc.partials(), source)
+        self.acc.reset()
+
+
+def analyze_files(
+    paths: list[Path],
+    corr: Correlator,
+    cfg: DissectConfig | None = None,
+    *,
+    reassemble: bool = True,
+) -> list[SourceStatus]:
+    """Analyse files in order into ``corr``; returns each file's read status."""
+    fa = FastAnalyzer(corr, cfg, reassemble=reassemble)
+    return [fa.add_file(p) for p in paths]
