@@ -113,6 +113,24 @@ def key_hashes(cols: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarra
     return h.view(_I64)
 
 
+def outer_hop(c: dict[str, int], encap: str, tid: int) -> Hop:
+    """The correlator's tunnel hop from one row's outer columns (``tid`` < 0: no tunnel ID)."""
+    return Hop(
+        encap,
+        address(c["o_ver"], c["o_src_hi"], c["o_src_lo"]),
+        address(c["o_ver"], c["o_dst_hi"], c["o_dst_lo"]),
+        None if tid < 0 else tid,
+        c["o_proto"],
+        c["o_sport"],
+        c["o_dport"],
+        c["o_flow_label"],
+        c["o_ttl"],
+        c["o_dscp"],
+        c["o_ecn"],
+        c["o_size"],
+    )
+
+
 def address(ver: int, hi: int, lo: int) -> str:
     if ver == 4:
         return socket.inet_ntop(socket.AF_INET, (lo & 0xFFFFFFFF).to_bytes(4, "big"))
@@ -235,24 +253,7 @@ def row_view(cols: dict[str, np.ndarray], i: int, encaps: list[str]) -> View:
         c["tcp_len"],
         c["mss"],
     )
-    hops: tuple[Hop, ...] = ()
-    if c["encap"] >= 0:
-        hops = (
-            Hop(
-                encaps[c["encap"]],
-                address(c["o_ver"], c["o_src_hi"], c["o_src_lo"]),
-                address(c["o_ver"], c["o_dst_hi"], c["o_dst_lo"]),
-                None if c["tid"] < 0 else c["tid"],
-                c["o_proto"],
-                c["o_sport"],
-                c["o_dport"],
-                c["o_flow_label"],
-                c["o_ttl"],
-                c["o_dscp"],
-                c["o_ecn"],
-                c["o_size"],
-            ),
-        )
+    hops = (outer_hop(c, encaps[c["encap"]], c["tid"]),) if c["encap"] >= 0 else ()
     return View(hops, inner, None)
 
 

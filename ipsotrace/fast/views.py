@@ -8,20 +8,13 @@ exact, slow route for rare cases the vectorized aggregation hands back.
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 
-from ipsotrace.correlate.extract import EMPTY_INNER, Hop, Inner, View
+from ipsotrace.correlate.extract import EMPTY_INNER, Inner, View
+from ipsotrace.fast.aggregate import address, outer_hop
 from ipsotrace.fast.decode import ENCAPS, FastColumns
 
 _M64 = (1 << 64) - 1
-
-
-def address(ver: int, hi: int, lo: int) -> str:
-    if ver == 4:
-        return socket.inet_ntop(socket.AF_INET, (lo & 0xFFFFFFFF).to_bytes(4, "big"))
-    return socket.inet_ntop(socket.AF_INET6, (hi & _M64).to_bytes(8, "big") + (lo & _M64).to_bytes(8, "big"))
 
 
 def addresses(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> list[str]:
@@ -51,22 +44,5 @@ def row_view(fc: FastColumns, i: int) -> View:
             c["tcp_len"] if c["tcp_flags"] >= 0 else 0,
             c["mss"],
         )
-    hops: tuple[Hop, ...] = ()
-    if c["encap"] >= 0:
-        hops = (
-            Hop(
-                ENCAPS[c["encap"]],
-                address(c["o_ver"], c["o_src_hi"], c["o_src_lo"]),
-                address(c["o_ver"], c["o_dst_hi"], c["o_dst_lo"]),
-                None if c["tunnel_id"] < 0 else c["tunnel_id"],
-                c["o_proto"],
-                c["o_sport"],
-                c["o_dport"],
-                c["o_flow_label"],
-                c["o_ttl"],
-                c["o_dscp"],
-                c["o_ecn"],
-                c["o_size"],
-            ),
-        )
+    hops = (outer_hop(c, ENCAPS[c["encap"]], c["tunnel_id"]),) if c["encap"] >= 0 else ()
     return View(hops, inner, None)
