@@ -486,6 +486,7 @@ class Aggregates:
         by_pair: dict[tuple[str, str], list[TunnelKey]] = {}
         for tk in self.tunnels:
             by_pair.setdefault((tk[1], tk[2]), []).append(tk)
+        by_path: dict[PathKey, list[FlowKey]] | None = None  # built once, when a quote names only a path
         out = []
         items = sorted(self.icmp.items(), key=lambda kv: (-kv[1].count, repr(kv[0])))
         for (reporter, proto, kind, itype, code, mtu, qtunnel, qpath, qflow), st in items:
@@ -499,7 +500,12 @@ class Aggregates:
             if qflow is not None:
                 tied_f = [qflow] if qflow in self.flows else []
             elif qpath is not None:
-                tied_f = sorted((fk for fk, fs in self.flows.items() if any(p[0] == qpath for p in fs.paths)), key=repr)
+                if by_path is None:
+                    by_path = {}
+                    for fk, fs in self.flows.items():
+                        for pk in {p[0] for p in fs.paths}:
+                            by_path.setdefault(pk, []).append(fk)
+                tied_f = sorted(by_path.get(qpath, ()), key=repr)
             else:
                 tied_f = []
             out.append(
