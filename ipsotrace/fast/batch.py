@@ -197,7 +197,7 @@ class BatchReader:
             self._eof = True
         else:
             # MAP_POPULATE maps the chunk's pages in one go instead of one page fault each
-            flags = mmap.MAP_SHARED
+            flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
             mm = mmap.mmap(self._raw.fileno(), length, flags=flags, prot=mmap.PROT_READ, offset=aligned)
             view = np.frombuffer(mm, dtype=np.uint8)
             if aligned + length >= self._size:
@@ -242,18 +242,10 @@ class BatchReader:
                 have = self._stop - self._base  # records from ``stop`` on belong to the next part
                 if pos >= have:
                     return
-            starts: list[int] = []
-            add = starts.append
-            p, lim = pos, have - rec
-            # The one per-record Python loop of the fast path: record lengths chain the offsets.
-            # A corrupt length is caught below (vectorized) before anything after it is used.
-            while p <= lim:
-                q = p + rec + incl_at(buf, p + 8)[0]
-                if q > have:
-                    break
-                add(p)
-                p = q
-            offs = np.array(starts, dtype=_I64)
+            lim = have - rec
+            # record lengths chain the offsets; a corrupt length is caught below (vectorized)
+            # before anything after it is used
+            offs, p = _walk_pcap(buf, pos, have, rec, endian == ">")
             stop = False
             if offs.size:
                 # the four header fields of every record in one gather of 16-byte rows
@@ -263,7 +255,7 @@ class BatchReader:
                 if bad.any():
                     k = int(np.argmax(bad))
                     why = f"record {self._number + k + 1} claims {int(incl[k])} captured bytes (snaplen {snaplen})"
-                    self._damage(why + ": corrupt record header", self._base + starts[k])
+                    self._damage(why + ": corrupt record header", self._base + int(offs[k]))
                     offs, incl, orig = offs[:k], incl[:k], orig[:k]
                     stop = True
                 if offs.size:
@@ -321,8 +313,9 @@ class BatchReader:
             buf: Any = self._buf  # struct reads it through the buffer protocol
             have = self._have
             head2 = struct.Struct(endian + "II").unpack_from
-            starts: list[int] = []
-            add = starts.append
+            # packet block starts: out[:n] (every block takes at least 12 bytes, so they all fit)
+            out = np.empty(max(0, have - pos) // 12 + 1, dtype=_I64)
+            n = 0
             # interfaces declared so far, from packet index i on: (i, count)
             if_marks: list[tuple[int, int]] = [(0, len(interfaces))]
             # simple packet blocks, read in Python: (index, data offset, caplen, wirelen, interface)
@@ -332,20 +325,20 @@ class BatchReader:
             section_break = False
             damage: str | None = None
             while p + 8 <= have:
+                # a run of whole packet blocks, checked vectorized after the walk
+                k, p = _walk_pcapng(buf, p, have, endian, out, n)
+                n += k
+                if p + 8 > have:
+                    break
                 btype, blen = head2(buf, p)
-                if btype in (EPB, OBSOLETE_PB):
-                    # checked vectorized after the walk; only the length must be sane to walk on
+                if btype in (EPB, OBSOLETE_PB):  # the run stopped here: a bad length, or cut by the chunk's end
                     if blen < 12 or blen & 3 or blen > MAX_RECORD:
                         damage = f"block of type {btype:#x} has invalid length {blen}"
-                        break
-                    if p + blen > have:
+                    else:
                         need = blen
-                        break
-                    add(p)
-                    p += blen
-                    continue
+                    break
                 if buf[p : p + 4].tobytes() == PCAPNG_SHB:
-                    if starts:
+                    if n:
                         section_break = True  # new byte order and interfaces: close this batch first
                         break
                     shb = self._section(buf, p, have)
@@ -379,7 +372,7 @@ class BatchReader:
                     opts = buf[p + 16 : p + blen - 4].tobytes()
                     interfaces.append(_interface(number_all, lt, snap, opts, endian))
                     self.status.linktypes[number_all] = lt
-                    if_marks.append((len(starts), len(interfaces)))
+                    if_marks.append((n, len(interfaces)))
                 elif btype == SPB:
                     if not interfaces or blen - 12 < 4:
                         damage = "simple packet block without an interface"
@@ -387,10 +380,11 @@ class BatchReader:
                     (orig,) = struct.unpack_from(endian + "I", buf, p + 8)
                     iface = interfaces[0]
                     cap = min(orig, blen - 16, iface.snaplen or orig)
-                    simple.append((len(starts), p + 12, cap, orig, iface))
-                    add(p)
+                    simple.append((n, p + 12, cap, orig, iface))
+                    out[n] = p
+                    n += 1
                 p += blen
-            batch, cut = self._packet_blocks(buf, starts, simple, if_marks, interfaces, endian)
+            batch, cut = self._packet_blocks(buf, out[:n], simple, if_marks, interfaces, endian)
             if batch is not None:
                 yield batch
             if cut is not None:
@@ -445,19 +439,18 @@ class BatchReader:
     def _packet_blocks(
         self,
         buf: np.ndarray,
-        starts: list[int],
+        offs: np.ndarray,
         simple: list[tuple[int, int, int, int, _Interface]],
         if_marks: list[tuple[int, int]],
         interfaces: list[_Interface],
         endian: str,
     ) -> tuple[Batch | None, tuple[str, int] | None]:
         """Vectorized checks and fields of the enhanced (and obsolete) packet blocks of one walk."""
-        if not starts:
+        n = offs.size
+        if n == 0:
             return None, None
         u32v = _view(buf, "<u4" if endian == "<" else ">u4")
         u16v = _view(buf, "<u2" if endian == "<" else ">u2")
-        offs = np.array(starts, dtype=_I64)
-        n = offs.size
         btype = u32v[offs].astype(_I64)
         blen = u32v[offs + 4].astype(_I64)
         old = btype == OBSOLETE_PB
@@ -486,7 +479,7 @@ class BatchReader:
                 why = f"packet block for undeclared interface {int(ifid[k])}"
             else:
                 why = f"packet block claims {int(cap[k])} captured bytes in a {int(blen[k])}-byte block"
-            cut = (why, self._base + starts[k])
+            cut = (why, self._base + int(offs[k]))
             n = k
             offs, ifid, cap, orig, pkt = offs[:k], ifid[:k], cap[:k], orig[:k], pkt[:k]
         if n == 0:
@@ -510,6 +503,64 @@ class BatchReader:
         self._number += n
         self.status.frames = self._number
         return batch, cut
+
+
+def _walker() -> Any:
+    """The compiled walks (ipsotrace/fast/_walk.c), or None: not built, or IPSOTRACE_NO_EXT=1."""
+    if os.environ.get("IPSOTRACE_NO_EXT", "") not in ("", "0"):
+        return None
+    try:
+        from ipsotrace.fast import _walk  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _walk
+
+
+#: Tests set it to None to run the pure-Python loops; both give the same offsets and stop.
+WALK: Any = _walker()
+
+
+def _walk_pcap(buf: Any, pos: int, have: int, rec: int, big_endian: bool) -> tuple[np.ndarray, int]:
+    """Start offsets of the whole records from ``pos`` within ``buf[:have]``, and where the walk stopped."""
+    if WALK is not None:
+        out = np.empty(max(0, have - pos) // rec + 1, dtype=_I64)  # every record takes >= rec bytes
+        n, p = WALK.pcap(buf, pos, have, rec, big_endian, out)
+        return out[:n], p
+    # The one per-record Python loop of the fast path
+    incl_at = struct.Struct((">" if big_endian else "<") + "I").unpack_from
+    starts: list[int] = []
+    add = starts.append
+    p, lim = pos, have - rec
+    while p <= lim:
+        q = p + rec + incl_at(buf, p + 8)[0]
+        if q > have:
+            break
+        add(p)
+        p = q
+    return np.array(starts, dtype=_I64), p
+
+
+def _walk_pcapng(buf: Any, pos: int, have: int, endian: str, out: np.ndarray, n: int) -> tuple[int, int]:
+    """Note the whole enhanced/obsolete packet blocks with sane lengths from ``pos`` in ``out[n:]``.
+
+    Returns how many, and the offset of the first block not taken (another type, a bad length,
+    or not all within ``buf[:have]``): the caller looks at that one.
+    """
+    if WALK is not None:
+        k, p = WALK.pcapng(buf, pos, have, endian == ">", MAX_RECORD, out[n:])
+        return int(k), int(p)
+    head2 = struct.Struct(endian + "II").unpack_from
+    run: list[int] = []
+    add = run.append
+    p = pos
+    while p + 8 <= have:
+        btype, blen = head2(buf, p)
+        if (btype != EPB and btype != OBSOLETE_PB) or blen < 12 or blen & 3 or blen > MAX_RECORD or p + blen > have:
+            break
+        add(p)
+        p += blen
+    out[n : n + len(run)] = run
+    return len(run), p
 
 
 def _ticks_to_ns(ticks: np.ndarray, ifid: np.ndarray, interfaces: list[_Interface]) -> np.ndarray:

@@ -57,6 +57,9 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*.pcap*") if not p.name.endswith(".json")) if CORPUS.is_dir() else []
 
+#: every test here runs with the compiled record walk and with the pure-Python one
+pytestmark = pytest.mark.usefixtures("walker")
+
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_corpus_same_aggregates(path: Path) -> None:
