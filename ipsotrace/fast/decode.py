@@ -76,6 +76,7 @@ ABSENT: dict[str, int] = {"encap": -1, "tunnel_id": -1, "o_ttl": -1, "i_ttl": -1
 _DEPTH_COLUMNS = tuple(f for f in IP_FIELDS + L4_FIELDS)
 
 _VXLAN_PLAIN = vxlan.FLAG_I << 24  # flags I only, no GBP, reserved zero
+_NOP_NOP_TS = 0x0101080A  # TCP options NOP, NOP, timestamps (kind 8, length 10)
 _V4_IP_IN_IP = T.member(ipv4.IP_IN_IP, 256)
 _V6_IP_IN_IP = T.member(ipv6.IP_IN_IP, 256)
 _V6_EXT = T.member(ipv6.EXT_NAMES, 256)
@@ -476,7 +477,9 @@ def _heuristic_claims(d: _Decoder, g: _Group, cand: np.ndarray, start: int, end:
         if start + heuristics.SCREEN_BYTES > g.m.shape[1]:  # read these payloads with a wider window
             rows = sub.rows if sub.rows is not None else np.flatnonzero(cand)
             sub = _Group(rows, sliding_window_view(d.batch.data, WIDE)[d.offset[rows]], None, (), 0, 0)
-        sub.o = start
+        # the screened bytes of the candidates in one gather: the screens read them column by column
+        m = sub.m[:, start : start + heuristics.SCREEN_BYTES]
+        sub = _Group(sub.rows, m if sub.mi is None else m[sub.mi], None, (), 0, 0)
         screened = heuristics.may_fire(sub.u8, end[cand] - start)
         cand = cand.copy()
         cand[cand] = screened
@@ -502,6 +505,9 @@ def _tcp(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
                 opts[:] = False
             else:
                 g = d.widen(g)
+        if opts.any():
+            # most segments carry exactly NOP, NOP, timestamps: nothing to walk, no MSS
+            opts &= (hlen != T.TCP_LEN + 12) | (g.u32(T.TCP_LEN) != _NOP_NOP_TS)
         if opts.any():
             bad, mss = _tcp_options(g, o, hlen, opts)
             ok &= ~bad
