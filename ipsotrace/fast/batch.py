@@ -226,7 +226,6 @@ class BatchReader:
         linktype = network & 0x0FFFFFFF
         self.status.linktypes = {0: linktype}
         incl_at = struct.Struct(endian + "I").unpack_from
-        u32 = "<u4" if endian == "<" else ">u4"
         sane = max(snaplen, PCAP_SANE_RECORD)
 
         def corrupt(incl: int, orig: int) -> bool:
@@ -245,11 +244,9 @@ class BatchReader:
             lim = have - rec
             # record lengths chain the offsets; a corrupt length is caught below (vectorized)
             # before anything after it is used
-            offs, p = _walk_pcap(buf, pos, have, rec, endian == ">")
+            offs, rh, p = _walk_pcap(buf, pos, have, rec, endian == ">")
             stop = False
             if offs.size:
-                # the four header fields of every record in one gather of 16-byte rows
-                rh = sliding_window_view(buf, 16)[offs].view(u32).astype(_I64)
                 incl, orig = rh[:, 2], rh[:, 3]
                 bad = (incl > MAX_RECORD) | ((incl > sane) & ((incl > orig) | (incl > PCAP_LARGE_RECORD)))
                 if bad.any():
@@ -520,12 +517,15 @@ def _walker() -> Any:
 WALK: Any = _walker()
 
 
-def _walk_pcap(buf: Any, pos: int, have: int, rec: int, big_endian: bool) -> tuple[np.ndarray, int]:
-    """Start offsets of the whole records from ``pos`` within ``buf[:have]``, and where the walk stopped."""
+def _walk_pcap(buf: Any, pos: int, have: int, rec: int, big_endian: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """The whole records from ``pos`` within ``buf[:have]``: start offsets, their four header words
+    (seconds, fraction, captured and original length: ``(n, 4)`` int64), and where the walk stopped."""
     if WALK is not None:
-        out = np.empty(max(0, have - pos) // rec + 1, dtype=_I64)  # every record takes >= rec bytes
-        n, p = WALK.pcap(buf, pos, have, rec, big_endian, out)
-        return out[:n], p
+        room = max(0, have - pos) // rec + 1  # every record takes at least rec bytes
+        out = np.empty(room, dtype=_I64)
+        fields = np.empty((room, 4), dtype=_I64)
+        n, p = WALK.pcap(buf, pos, have, rec, big_endian, out, fields)
+        return out[:n], fields[:n], p
     # The one per-record Python loop of the fast path
     incl_at = struct.Struct((">" if big_endian else "<") + "I").unpack_from
     starts: list[int] = []
@@ -537,7 +537,12 @@ def _walk_pcap(buf: Any, pos: int, have: int, rec: int, big_endian: bool) -> tup
             break
         add(p)
         p = q
-    return np.array(starts, dtype=_I64), p
+    offs = np.array(starts, dtype=_I64)
+    if not starts:
+        return offs, np.zeros((0, 4), dtype=_I64), p
+    # the four header words of every record in one gather of 16-byte rows
+    u32 = ">u4" if big_endian else "<u4"
+    return offs, sliding_window_view(buf, 16)[offs].view(u32).astype(_I64), p
 
 
 def _walk_pcapng(buf: Any, pos: int, have: int, endian: str, out: np.ndarray, n: int) -> tuple[int, int]:

@@ -338,26 +338,33 @@ class _Decoder:
             if cnt:
                 counts[names[sid]] = cnt
         tunnelled = self.out["encap"] >= 0
-        out: dict[str, np.ndarray] = {"row": self.brow, **self.out}
-        d0, d1 = self.d
-        if tunnelled.all():
-            for c in _DEPTH_COLUMNS:
-                out["o_" + c], out["i_" + c] = d0[c], d1[c]
-        elif not tunnelled.any():
-            for c in _DEPTH_COLUMNS:
-                out["i_" + c] = d0[c]
-                out["o_" + c] = np.full(self.n, ABSENT.get("o_" + c, 0), dtype=_I64)
-        else:
-            for c in _DEPTH_COLUMNS:
-                out["o_" + c] = np.where(tunnelled, d0[c], ABSENT.get("o_" + c, 0))
-                out["i_" + c] = np.where(tunnelled, d1[c], d0[c])
         fb = self.brow[~keep]
         plain = None
         if self.tunnelled_only:
             plain = self.brow[keep & ~tunnelled]
             keep = keep & tunnelled
-        if not keep.all():
-            out = {c: v[keep] for c, v in out.items()}
+        # the kept rows are picked first (one index for every column), then laid out
+        idx = None if keep.all() else np.flatnonzero(keep)
+
+        def pick(a: np.ndarray) -> np.ndarray:
+            return a if idx is None else a.take(idx)
+
+        tun = pick(tunnelled)
+        k = tun.shape[0]
+        out: dict[str, np.ndarray] = {"row": pick(self.brow), **{c: pick(v) for c, v in self.out.items()}}
+        d0, d1 = self.d
+        if tun.all():
+            for c in _DEPTH_COLUMNS:
+                out["o_" + c], out["i_" + c] = pick(d0[c]), pick(d1[c])
+        elif not tun.any():
+            for c in _DEPTH_COLUMNS:
+                out["i_" + c] = pick(d0[c])
+                out["o_" + c] = np.full(k, ABSENT.get("o_" + c, 0), dtype=_I64)
+        else:
+            for c in _DEPTH_COLUMNS:
+                a0 = pick(d0[c])
+                out["o_" + c] = np.where(tun, a0, ABSENT.get("o_" + c, 0))
+                out["i_" + c] = np.where(tun, pick(d1[c]), a0)
         return FastColumns(out, fb, names, counts, plain)
 
 

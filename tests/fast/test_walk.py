@@ -28,12 +28,13 @@ def both_pcap(data: bytes, pos: int, have: int, rec: int, big: bool) -> tuple[li
     saved = batch.WALK
     try:
         batch.WALK = None
-        py_offs, py_p = batch._walk_pcap(buf, pos, have, rec, big)
+        py_offs, py_fields, py_p = batch._walk_pcap(buf, pos, have, rec, big)
         batch.WALK = COMPILED
-        c_offs, c_p = batch._walk_pcap(buf, pos, have, rec, big)
+        c_offs, c_fields, c_p = batch._walk_pcap(buf, pos, have, rec, big)
     finally:
         batch.WALK = saved
     assert c_offs.tolist() == py_offs.tolist()
+    assert c_fields.tolist() == py_fields.tolist()
     assert c_p == py_p
     return c_offs.tolist(), c_p
 
@@ -102,15 +103,18 @@ def test_bounds_outside_the_buffer_are_refused() -> None:
     assert COMPILED is not None
     buf = np.zeros(64, dtype=np.uint8)
     out = np.zeros(8, dtype=np.int64)
+    fields = np.zeros((8, 4), dtype=np.int64)
     with pytest.raises(ValueError):
-        COMPILED.pcap(buf, 0, 65, 16, False, out)
+        COMPILED.pcap(buf, 0, 65, 16, False, out, fields)
     with pytest.raises(ValueError):
         COMPILED.pcapng(buf, -1, 64, False, 1 << 28, out)
     with pytest.raises(ValueError):
-        COMPILED.pcap(buf, 0, 64, 8, False, out)
+        COMPILED.pcap(buf, 0, 64, 8, False, out, fields)
     with pytest.raises(BufferError):
-        COMPILED.pcap(buf, 0, 64, 16, False, b"read-only output")
+        COMPILED.pcap(buf, 0, 64, 16, False, b"read-only output", fields)
+    with pytest.raises(BufferError):
+        COMPILED.pcap(buf, 0, 64, 16, False, out, b"read-only fields")
     # a full output stops the walk, not a write past it
     chain = np.frombuffer(struct.pack("<IIII", 0, 0, 0, 0) * 4, dtype=np.uint8)
-    small = np.zeros(2, dtype=np.int64)
-    assert COMPILED.pcap(chain, 0, 64, 16, False, small) == (2, 32)
+    assert COMPILED.pcap(chain, 0, 64, 16, False, np.zeros(2, dtype=np.int64), fields) == (2, 32)
+    assert COMPILED.pcap(chain, 0, 64, 16, False, out, np.zeros((3, 4), dtype=np.int64)) == (3, 48)
