@@ -1,5 +1,6 @@
 /*
- * ipsotrace.fast._walk: the record-chain walks of ipsotrace/fast/batch.py, compiled.
+ * ipsotrace.fast._walk: the record-chain walks of ipsotrace/fast/batch.py, compiled, and the
+ * copy of every frame's first bytes (header windows) that ipsotrace/fast/decode.py reads.
  *
  * Finding where each record of a capture starts is the one loop of the fast path
  * that cannot be vectorized (every record's length gives the next one's offset).
@@ -177,9 +178,78 @@ walk_pcapng(PyObject *self, PyObject *args)
     return Py_BuildValue("nn", n, p);
 }
 
+PyDoc_STRVAR(windows_doc,
+"windows(data, offsets, width, out) -> None\n\n"
+"Copy ``data[offsets[i] : offsets[i] + width]`` into ``out[i*width : (i+1)*width]`` for every\n"
+"offset (a C-contiguous int64 buffer): the header windows the decoder reads.  numpy's fancy\n"
+"indexing copies such rows byte by byte.  Raises ValueError, having copied nothing past it,\n"
+"when a window does not lie within ``data`` or ``out`` is too small.");
+
+static PyObject *
+windows(PyObject *self, PyObject *args)
+{
+    PyObject *data, *offsets, *out;
+    Py_ssize_t width;
+    Py_buffer in, off, dst;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOnO", &data, &offsets, &width, &out))
+        return NULL;
+    if (width < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative width");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &in, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(offsets, &off, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(out, &dst, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&off);
+        return NULL;
+    }
+    const char *fmt = off.format ? off.format : "B";
+    char kind = fmt[strlen(fmt) - 1];
+    int ok = off.itemsize == 8 && (kind == 'q' || kind == 'l') && fmt[0] != '>' && fmt[0] != '!';
+    Py_ssize_t n = ok ? off.len / 8 : 0;
+    if (!ok)
+        PyErr_SetString(PyExc_ValueError, "offsets must be native int64");
+    else if (n > 0 && width > 0 && dst.len / width < n) {
+        ok = 0;
+        PyErr_SetString(PyExc_ValueError, "output too small");
+    }
+    if (ok) {
+        const unsigned char *b = (const unsigned char *)in.buf;
+        const char *o = (const char *)off.buf;
+        unsigned char *w = (unsigned char *)dst.buf;
+        Py_ssize_t i;
+        Py_BEGIN_ALLOW_THREADS
+        for (i = 0; i < n; i++) {
+            int64_t at;
+            memcpy(&at, o + 8 * i, sizeof(at));
+            if (at < 0 || at > (int64_t)(in.len - width))
+                break;
+            memcpy(w + i * width, b + at, (size_t)width);
+        }
+        Py_END_ALLOW_THREADS
+        if (i < n) {
+            ok = 0;
+            PyErr_Format(PyExc_ValueError, "window %zd outside the data", i);
+        }
+    }
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&off);
+    PyBuffer_Release(&dst);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
+    {"windows", windows, METH_VARARGS, windows_doc},
     {NULL, NULL, 0, NULL},
 };
 

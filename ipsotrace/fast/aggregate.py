@@ -90,6 +90,8 @@ PATH_EXTRA = ("o_ver", "o_src_hi", "o_src_lo", "o_dst_hi", "o_dst_lo", "o_proto"
 FP_KEY = (*FLOW_KEY, *PATH_EXTRA)
 _SIZE_EDGES = np.array(SIZE_BINS, dtype=_I64)
 _NBINS = len(SIZE_BINS)
+#: the size bin of every IP size up to IPv6's largest (a table lookup instead of a binary search)
+_SIZE_BIN_OF = np.searchsorted(_SIZE_EDGES, np.arange(65536 + 40), side="right") - 1
 
 
 class HashCollision(Exception):
@@ -507,20 +509,21 @@ class Accumulator:
             pos = np.searchsorted(row, a["first_row"][changed])
             a["first_row_ts"][changed] = ts[pos]
         flags = cols["tcp_flags"]
-        is_tcp = flags >= 0
-        if is_tcp.any():
-            tg = gid[is_tcp]
-            tf = flags[is_tcp]
+        is_tcp = np.flatnonzero(flags >= 0)  # (positions: taken once from every column)
+        if is_tcp.shape[0]:
+            tg = gid.take(is_tcp)
+            tf = flags.take(is_tcp)
             np.maximum.at(a["tcp"], tg, 1)
             np.bitwise_or.at(a["tcp_or"], tg, tf)
             np.add.at(a["syns"], tg, ((tf & 0x12) == 0x02).astype(_I64))
-            mss = cols["mss"][is_tcp]
+            mss = cols["mss"].take(is_tcp)
             has = mss > 0
             if has.any():
                 np.minimum.at(a["mss_min"], tg[has], mss[has])
                 np.maximum.at(a["mss_max"], tg[has], mss[has])
-            data = is_tcp & (cols["tcp_len"] > 0)
-            seg = (gid[data], row[data], (cols["tcp_seq"][data] + cols["tcp_len"][data]) & _M32)
+            tcp_len = cols["tcp_len"]
+            data = is_tcp[tcp_len.take(is_tcp) > 0]
+            seg = (gid.take(data), row.take(data), (cols["tcp_seq"].take(data) + tcp_len.take(data)) & _M32)
             self.segs.append(seg)
             self.n_segs += seg[0].shape[0]
         self._hists(cols, gid)
@@ -528,7 +531,11 @@ class Accumulator:
     def _hists(self, cols: dict[str, np.ndarray], gid: np.ndarray) -> None:
         n = self.groups.n
         # inner sizes: a dense (group, bin) table
-        size_bin = np.searchsorted(_SIZE_EDGES, cols["i_size"], side="right") - 1
+        i_size = cols["i_size"]
+        if i_size.shape[0] and int(i_size.min()) >= 0 and int(i_size.max()) < _SIZE_BIN_OF.shape[0]:
+            size_bin = _SIZE_BIN_OF.take(i_size)
+        else:
+            size_bin = np.searchsorted(_SIZE_EDGES, i_size, side="right") - 1
         if self.size_hist.shape[0] < n * _NBINS:
             grown = np.zeros(max(1024, 2 * n) * _NBINS, dtype=_I64)
             grown[: self.size_hist.shape[0]] = self.size_hist
@@ -792,14 +799,15 @@ class Applier:
         path_flow = np.array([flow_ids.setdefault(pt.fk, len(flow_ids)) for pt in paths], dtype=_I64)
         # capture order (segments come almost in order: the stable sort's runs make it cheap), then
         # a stable sort by flow (16-bit keys sort by radix, in linear time)
-        by_row = np.argsort(rows, kind="stable")
-        path_i, ends = path_i[by_row], ends[by_row]
+        if rows.shape[0] > 1 and not (rows[1:] >= rows[:-1]).all():  # rows of the scalar path come after
+            by_row = np.argsort(rows, kind="stable")
+            path_i, ends = path_i[by_row], ends[by_row]
         fid = path_flow[path_i]
         order = np.argsort(fid.astype(np.int16) if len(flow_ids) < (1 << 15) else fid, kind="stable")
         fid, path_i, ends = fid[order], path_i[order], ends[order]
-        present = np.unique(fid)
         fks = list(flow_ids)
         starts = np.flatnonzero(np.r_[True, fid[1:] != fid[:-1]])
+        present = fid[starts]  # fid is sorted: its distinct values, in order
         stops = np.r_[starts[1:], fid.shape[0]]
         stats = [flows.get(fks[k]) for k in present.tolist()]
         nflow = len(stats)

@@ -545,6 +545,16 @@ def _walk_pcap(buf: Any, pos: int, have: int, rec: int, big_endian: bool) -> tup
     return offs, sliding_window_view(buf, 16)[offs].view(u32).astype(_I64), p
 
 
+def windows(data: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """``(n, width)`` uint8: the ``width`` bytes of ``data`` from every offset (all must fit)."""
+    if WALK is not None:
+        offs = np.ascontiguousarray(offsets, dtype=_I64)
+        out = np.empty((offs.shape[0], width), dtype=np.uint8)
+        WALK.windows(data, offs, width, out)
+        return out
+    return sliding_window_view(data, width)[offsets]
+
+
 def _walk_pcapng(buf: Any, pos: int, have: int, endian: str, out: np.ndarray, n: int) -> tuple[int, int]:
     """Note the whole enhanced/obsolete packet blocks with sane lengths from ``pos`` in ``out[n:]``.
 

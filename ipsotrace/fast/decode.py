@@ -28,13 +28,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ipsotrace.dissectors import gre, ipv4, ipv6, vxlan
 from ipsotrace.dissectors.registry import DissectConfig
 from ipsotrace.fast import heuristics
 from ipsotrace.fast import tables as T
-from ipsotrace.fast.batch import PAD, Batch
+from ipsotrace.fast.batch import PAD, Batch, windows
 
 #: Header bytes copied per frame: VXLAN over IPv4 with an inner TCP timestamp option needs 116.
 WINDOW = 128
@@ -191,7 +190,7 @@ class _Decoder:
         if g.m.shape[1] >= WIDE:
             return g
         rows = np.arange(self.n) if g.rows is None else g.rows
-        wide = sliding_window_view(self.batch.data, WIDE)[self.offset[rows]]
+        wide = windows(self.batch.data, self.offset[rows], WIDE)
         return _Group(g.rows, wide, None, g.layers, g.o, g.depth)
 
     def _set(self, col: np.ndarray, g: _Group, values: np.ndarray | int) -> None:
@@ -219,7 +218,7 @@ class _Decoder:
     # -- driver --------------------------------------------------------------------------------------
     def run(self) -> None:
         b, t = self.batch, self.t
-        m = sliding_window_view(b.data, WINDOW)[self.offset]
+        m = windows(b.data, self.offset, WINDOW)
         g = _Group(None, m, None, (), 0, 0)
         lts = b.linktype[self.brow]
         first = np.full(self.n, T.FALLBACK, dtype=np.int8)
@@ -483,7 +482,7 @@ def _heuristic_claims(d: _Decoder, g: _Group, cand: np.ndarray, start: int, end:
         sub = g.take(cand)
         if start + heuristics.SCREEN_BYTES > g.m.shape[1]:  # read these payloads with a wider window
             rows = sub.rows if sub.rows is not None else np.flatnonzero(cand)
-            sub = _Group(rows, sliding_window_view(d.batch.data, WIDE)[d.offset[rows]], None, (), 0, 0)
+            sub = _Group(rows, windows(d.batch.data, d.offset[rows], WIDE), None, (), 0, 0)
         # the screened bytes of the candidates in one gather: the screens read them column by column
         m = sub.m[:, start : start + heuristics.SCREEN_BYTES]
         sub = _Group(sub.rows, m if sub.mi is None else m[sub.mi], None, (), 0, 0)

@@ -118,3 +118,43 @@ def test_bounds_outside_the_buffer_are_refused() -> None:
     chain = np.frombuffer(struct.pack("<IIII", 0, 0, 0, 0) * 4, dtype=np.uint8)
     assert COMPILED.pcap(chain, 0, 64, 16, False, np.zeros(2, dtype=np.int64), fields) == (2, 32)
     assert COMPILED.pcap(chain, 0, 64, 16, False, out, np.zeros((3, 4), dtype=np.int64)) == (3, 48)
+
+
+@needs_compiled
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(min_size=1, max_size=400),
+    picks=st.lists(st.integers(0, 10_000), max_size=30),
+    width=st.integers(0, 200),
+)
+def test_header_windows_copy_like_numpy(data: bytes, picks: list[int], width: int) -> None:
+    assert COMPILED is not None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    width = min(width, len(data))
+    offsets = np.array([p % (len(data) - width + 1) for p in picks], dtype=np.int64)
+    saved = batch.WALK
+    try:
+        batch.WALK = None
+        py = batch.windows(buf, offsets, width)
+        batch.WALK = COMPILED
+        c = batch.windows(buf, offsets, width)
+    finally:
+        batch.WALK = saved
+    assert c.shape == py.shape and c.dtype == py.dtype
+    assert c.tobytes() == py.tobytes()
+
+
+@needs_compiled
+def test_header_windows_refuse_what_does_not_fit() -> None:
+    assert COMPILED is not None
+    buf = np.arange(64, dtype=np.uint8)
+    out = np.zeros((4, 16), dtype=np.uint8)
+    for bad in ([49], [-1], [0, 10, 60]):
+        with pytest.raises(ValueError):
+            COMPILED.windows(buf, np.array(bad, dtype=np.int64), 16, out)
+    with pytest.raises(ValueError):  # not int64
+        COMPILED.windows(buf, np.array([0], dtype=np.int32), 16, out)
+    with pytest.raises(ValueError):  # five windows, room for four
+        COMPILED.windows(buf, np.zeros(5, dtype=np.int64), 16, out)
+    COMPILED.windows(buf, np.array([48, 0], dtype=np.int64), 16, out)
+    assert out[0].tolist() == list(range(48, 64)) and out[1].tolist() == list(range(16))
