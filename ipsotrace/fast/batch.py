@@ -136,6 +136,7 @@ class BatchReader:
         self._have = 0  # valid bytes in the buffer
         self._eof = False
         self._number = first_frame - 1
+        self._space = _Space()
 
     def close(self) -> None:
         self._raw.close()
@@ -244,10 +245,10 @@ class BatchReader:
             lim = have - rec
             # record lengths chain the offsets; a corrupt length is caught below (vectorized)
             # before anything after it is used
-            offs, rh, p = _walk_pcap(buf, pos, have, rec, endian == ">")
+            offs, rh, p = _walk_pcap(buf, pos, have, rec, endian == ">", self._space)
             stop = False
             if offs.size:
-                incl, orig = rh[:, 2], rh[:, 3]
+                incl, orig = rh[:, 2].copy(), rh[:, 3]  # (rh may be the reader's scratch space)
                 bad = (incl > MAX_RECORD) | ((incl > sane) & ((incl > orig) | (incl > PCAP_LARGE_RECORD)))
                 if bad.any():
                     k = int(np.argmax(bad))
@@ -311,7 +312,7 @@ class BatchReader:
             have = self._have
             head2 = struct.Struct(endian + "II").unpack_from
             # packet block starts: out[:n] (every block takes at least 12 bytes, so they all fit)
-            out = np.empty(max(0, have - pos) // 12 + 1, dtype=_I64)
+            out = self._space.offsets(max(0, have - pos) // 12 + 1)
             n = 0
             # interfaces declared so far, from packet index i on: (i, count)
             if_marks: list[tuple[int, int]] = [(0, len(interfaces))]
@@ -517,13 +518,40 @@ def _walker() -> Any:
 WALK: Any = _walker()
 
 
-def _walk_pcap(buf: Any, pos: int, have: int, rec: int, big_endian: bool) -> tuple[np.ndarray, np.ndarray, int]:
+class _Space:
+    """Output arrays of the walks, kept for the next chunk.
+
+    They are sized for the worst case (a chunk of empty records): allocating that afresh for every
+    chunk costs more than the walk (large arrays come as fresh huge pages, zeroed by the kernel).
+    Their contents are valid until the next walk.
+    """
+
+    def __init__(self) -> None:
+        self._offs = np.empty(0, dtype=_I64)
+        self._fields = np.empty((0, 4), dtype=_I64)
+
+    def offsets(self, room: int) -> np.ndarray:
+        if self._offs.shape[0] < room:
+            self._offs = np.empty(room, dtype=_I64)
+        return self._offs[:room]
+
+    def fields(self, room: int) -> np.ndarray:
+        if self._fields.shape[0] < room:
+            self._fields = np.empty((room, 4), dtype=_I64)
+        return self._fields[:room]
+
+
+def _walk_pcap(
+    buf: Any, pos: int, have: int, rec: int, big_endian: bool, space: _Space
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The whole records from ``pos`` within ``buf[:have]``: start offsets, their four header words
-    (seconds, fraction, captured and original length: ``(n, 4)`` int64), and where the walk stopped."""
+    (seconds, fraction, captured and original length: ``(n, 4)`` int64), and where the walk stopped.
+
+    The arrays may be ``space``'s: valid until its next use."""
     if WALK is not None:
         room = max(0, have - pos) // rec + 1  # every record takes at least rec bytes
-        out = np.empty(room, dtype=_I64)
-        fields = np.empty((room, 4), dtype=_I64)
+        out = space.offsets(room)
+        fields = space.fields(room)
         n, p = WALK.pcap(buf, pos, have, rec, big_endian, out, fields)
         return out[:n], fields[:n], p
     # The one per-record Python loop of the fast path

@@ -294,15 +294,20 @@ class _Decoder:
             # the walk ends here whatever the header's length: no split needed
             self._leaf(_Group(g.rows, g.m, g.mi, layers, g.o, g.depth))
             return
-        nxt_a = np.broadcast_to(np.asarray(nxt, dtype=_I64), (n,))
-        length_a = np.broadcast_to(np.asarray(step.length, dtype=_I64), (n,))
-        encap_a = np.broadcast_to(np.asarray(step.encap, dtype=bool), (n,))
-        # the length matters only where another header follows
-        k = nxt_a | np.where(nxt_a == T.TERMINAL, 0, length_a << 5) | (encap_a.astype(_I64) << 12)
-        k0 = int(k[0])
-        # a handful of small codes: the present ones are found by counting, not sorting
-        uniform = bool((k == k0).all())
-        parts = [(g, k0)] if uniform else [(g.take(k == v), v) for v in np.flatnonzero(np.bincount(k)).tolist()]
+        u_nxt, u_length, u_encap = _uniform(nxt), _uniform(step.length), _uniform(step.encap)
+        if u_nxt is not None and u_length is not None and u_encap is not None:
+            # the whole group goes on alike (the usual case): no per-frame key needed
+            parts = [(g, u_nxt | (0 if u_nxt == T.TERMINAL else u_length << 5) | (u_encap << 12))]
+        else:
+            nxt_a = np.broadcast_to(np.asarray(nxt, dtype=_I64), (n,))
+            length_a = np.broadcast_to(np.asarray(step.length, dtype=_I64), (n,))
+            encap_a = np.broadcast_to(np.asarray(step.encap, dtype=bool), (n,))
+            # the length matters only where another header follows
+            k = nxt_a | np.where(nxt_a == T.TERMINAL, 0, length_a << 5) | (encap_a.astype(_I64) << 12)
+            k0 = int(k[0])
+            # a handful of small codes: the present ones are found by counting, not sorting
+            uniform = bool((k == k0).all())
+            parts = [(g, k0)] if uniform else [(g.take(k == v), v) for v in np.flatnonzero(np.bincount(k)).tolist()]
         for sub, v in parts:
             c, ln, enc = v & 0x1F, (v >> 5) & 0x7F, bool(v >> 12)
             depth = sub.depth + enc
@@ -365,6 +370,14 @@ class _Decoder:
                 out["o_" + c] = np.where(tun, a0, ABSENT.get("o_" + c, 0))
                 out["i_" + c] = np.where(tun, pick(d1[c]), a0)
         return FastColumns(out, fb, names, counts, plain)
+
+
+def _uniform(x: np.ndarray | int | bool) -> int | None:
+    """The one value of a step's per-frame answer (a scalar, or an array of equal values), else None."""
+    if not isinstance(x, np.ndarray):
+        return int(x)
+    x0 = x[0]
+    return int(x0) if bool((x == x0).all()) else None
 
 
 # --- the steps: what the scalar dissector would do, checked for every frame ----------------------

@@ -28,9 +28,9 @@ def both_pcap(data: bytes, pos: int, have: int, rec: int, big: bool) -> tuple[li
     saved = batch.WALK
     try:
         batch.WALK = None
-        py_offs, py_fields, py_p = batch._walk_pcap(buf, pos, have, rec, big)
+        py_offs, py_fields, py_p = batch._walk_pcap(buf, pos, have, rec, big, batch._Space())
         batch.WALK = COMPILED
-        c_offs, c_fields, c_p = batch._walk_pcap(buf, pos, have, rec, big)
+        c_offs, c_fields, c_p = batch._walk_pcap(buf, pos, have, rec, big, batch._Space())
     finally:
         batch.WALK = saved
     assert c_offs.tolist() == py_offs.tolist()
