@@ -136,6 +136,7 @@ class BatchReader:
         self._have = 0  # valid bytes in the buffer
         self._eof = False
         self._number = first_frame - 1
+        self._space = _Space()
 
     def close(self) -> None:
         self._raw.close()
@@ -197,7 +198,7 @@ class BatchReader:
             self._eof = True
         else:
             # MAP_POPULATE maps the chunk's pages in one go instead of one page fault each
-            flags = mmap.MAP_SHARED
+            flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
             mm = mmap.mmap(self._raw.fileno(), length, flags=flags, prot=mmap.PROT_READ, offset=aligned)
             view = np.frombuffer(mm, dtype=np.uint8)
             if aligned + length >= self._size:
@@ -226,7 +227,6 @@ class BatchReader:
         linktype = network & 0x0FFFFFFF
         self.status.linktypes = {0: linktype}
         incl_at = struct.Struct(endian + "I").unpack_from
-        u32 = "<u4" if endian == "<" else ">u4"
         sane = max(snaplen, PCAP_SANE_RECORD)
 
         def corrupt(incl: int, orig: int) -> bool:
@@ -242,28 +242,18 @@ class BatchReader:
                 have = self._stop - self._base  # records from ``stop`` on belong to the next part
                 if pos >= have:
                     return
-            starts: list[int] = []
-            add = starts.append
-            p, lim = pos, have - rec
-            # The one per-record Python loop of the fast path: record lengths chain the offsets.
-            # A corrupt length is caught below (vectorized) before anything after it is used.
-            while p <= lim:
-                q = p + rec + incl_at(buf, p + 8)[0]
-                if q > have:
-                    break
-                add(p)
-                p = q
-            offs = np.array(starts, dtype=_I64)
+            lim = have - rec
+            # record lengths chain the offsets; a corrupt length is caught below (vectorized)
+            # before anything after it is used
+            offs, rh, p = _walk_pcap(buf, pos, have, rec, endian == ">", self._space)
             stop = False
             if offs.size:
-                # the four header fields of every record in one gather of 16-byte rows
-                rh = sliding_window_view(buf, 16)[offs].view(u32).astype(_I64)
-                incl, orig = rh[:, 2], rh[:, 3]
+                incl, orig = rh[:, 2].copy(), rh[:, 3]  # (rh may be the reader's scratch space)
                 bad = (incl > MAX_RECORD) | ((incl > sane) & ((incl > orig) | (incl > PCAP_LARGE_RECORD)))
                 if bad.any():
                     k = int(np.argmax(bad))
                     why = f"record {self._number + k + 1} claims {int(incl[k])} captured bytes (snaplen {snaplen})"
-                    self._damage(why + ": corrupt record header", self._base + starts[k])
+                    self._damage(why + ": corrupt record header", self._base + int(offs[k]))
                     offs, incl, orig = offs[:k], incl[:k], orig[:k]
                     stop = True
                 if offs.size:
@@ -321,8 +311,9 @@ class BatchReader:
             buf: Any = self._buf  # struct reads it through the buffer protocol
             have = self._have
             head2 = struct.Struct(endian + "II").unpack_from
-            starts: list[int] = []
-            add = starts.append
+            # packet block starts: out[:n] (every block takes at least 12 bytes, so they all fit)
+            out = self._space.offsets(max(0, have - pos) // 12 + 1)
+            n = 0
             # interfaces declared so far, from packet index i on: (i, count)
             if_marks: list[tuple[int, int]] = [(0, len(interfaces))]
             # simple packet blocks, read in Python: (index, data offset, caplen, wirelen, interface)
@@ -332,20 +323,20 @@ class BatchReader:
             section_break = False
             damage: str | None = None
             while p + 8 <= have:
+                # a run of whole packet blocks, checked vectorized after the walk
+                k, p = _walk_pcapng(buf, p, have, endian, out, n)
+                n += k
+                if p + 8 > have:
+                    break
                 btype, blen = head2(buf, p)
-                if btype in (EPB, OBSOLETE_PB):
-                    # checked vectorized after the walk; only the length must be sane to walk on
+                if btype in (EPB, OBSOLETE_PB):  # the run stopped here: a bad length, or cut by the chunk's end
                     if blen < 12 or blen & 3 or blen > MAX_RECORD:
                         damage = f"block of type {btype:#x} has invalid length {blen}"
-                        break
-                    if p + blen > have:
+                    else:
                         need = blen
-                        break
-                    add(p)
-                    p += blen
-                    continue
+                    break
                 if buf[p : p + 4].tobytes() == PCAPNG_SHB:
-                    if starts:
+                    if n:
                         section_break = True  # new byte order and interfaces: close this batch first
                         break
                     shb = self._section(buf, p, have)
@@ -379,7 +370,7 @@ class BatchReader:
                     opts = buf[p + 16 : p + blen - 4].tobytes()
                     interfaces.append(_interface(number_all, lt, snap, opts, endian))
                     self.status.linktypes[number_all] = lt
-                    if_marks.append((len(starts), len(interfaces)))
+                    if_marks.append((n, len(interfaces)))
                 elif btype == SPB:
                     if not interfaces or blen - 12 < 4:
                         damage = "simple packet block without an interface"
@@ -387,10 +378,11 @@ class BatchReader:
                     (orig,) = struct.unpack_from(endian + "I", buf, p + 8)
                     iface = interfaces[0]
                     cap = min(orig, blen - 16, iface.snaplen or orig)
-                    simple.append((len(starts), p + 12, cap, orig, iface))
-                    add(p)
+                    simple.append((n, p + 12, cap, orig, iface))
+                    out[n] = p
+                    n += 1
                 p += blen
-            batch, cut = self._packet_blocks(buf, starts, simple, if_marks, interfaces, endian)
+            batch, cut = self._packet_blocks(buf, out[:n], simple, if_marks, interfaces, endian)
             if batch is not None:
                 yield batch
             if cut is not None:
@@ -445,19 +437,18 @@ class BatchReader:
     def _packet_blocks(
         self,
         buf: np.ndarray,
-        starts: list[int],
+        offs: np.ndarray,
         simple: list[tuple[int, int, int, int, _Interface]],
         if_marks: list[tuple[int, int]],
         interfaces: list[_Interface],
         endian: str,
     ) -> tuple[Batch | None, tuple[str, int] | None]:
         """Vectorized checks and fields of the enhanced (and obsolete) packet blocks of one walk."""
-        if not starts:
+        n = offs.size
+        if n == 0:
             return None, None
         u32v = _view(buf, "<u4" if endian == "<" else ">u4")
         u16v = _view(buf, "<u2" if endian == "<" else ">u2")
-        offs = np.array(starts, dtype=_I64)
-        n = offs.size
         btype = u32v[offs].astype(_I64)
         blen = u32v[offs + 4].astype(_I64)
         old = btype == OBSOLETE_PB
@@ -486,7 +477,7 @@ class BatchReader:
                 why = f"packet block for undeclared interface {int(ifid[k])}"
             else:
                 why = f"packet block claims {int(cap[k])} captured bytes in a {int(blen[k])}-byte block"
-            cut = (why, self._base + starts[k])
+            cut = (why, self._base + int(offs[k]))
             n = k
             offs, ifid, cap, orig, pkt = offs[:k], ifid[:k], cap[:k], orig[:k], pkt[:k]
         if n == 0:
@@ -510,6 +501,109 @@ class BatchReader:
         self._number += n
         self.status.frames = self._number
         return batch, cut
+
+
+def _walker() -> Any:
+    """The compiled walks (ipsotrace/fast/_walk.c), or None: not built, or IPSOTRACE_NO_EXT=1."""
+    if os.environ.get("IPSOTRACE_NO_EXT", "") not in ("", "0"):
+        return None
+    try:
+        from ipsotrace.fast import _walk  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _walk
+
+
+#: Tests set it to None to run the pure-Python loops; both give the same offsets and stop.
+WALK: Any = _walker()
+
+
+class _Space:
+    """Output arrays of the walks, kept for the next chunk.
+
+    They are sized for the worst case (a chunk of empty records): allocating that afresh for every
+    chunk costs more than the walk (large arrays come as fresh huge pages, zeroed by the kernel).
+    Their contents are valid until the next walk.
+    """
+
+    def __init__(self) -> None:
+        self._offs = np.empty(0, dtype=_I64)
+        self._fields = np.empty((0, 4), dtype=_I64)
+
+    def offsets(self, room: int) -> np.ndarray:
+        if self._offs.shape[0] < room:
+            self._offs = np.empty(room, dtype=_I64)
+        return self._offs[:room]
+
+    def fields(self, room: int) -> np.ndarray:
+        if self._fields.shape[0] < room:
+            self._fields = np.empty((room, 4), dtype=_I64)
+        return self._fields[:room]
+
+
+def _walk_pcap(
+    buf: Any, pos: int, have: int, rec: int, big_endian: bool, space: _Space
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The whole records from ``pos`` within ``buf[:have]``: start offsets, their four header words
+    (seconds, fraction, captured and original length: ``(n, 4)`` int64), and where the walk stopped.
+
+    The arrays may be ``space``'s: valid until its next use."""
+    if WALK is not None:
+        room = max(0, have - pos) // rec + 1  # every record takes at least rec bytes
+        out = space.offsets(room)
+        fields = space.fields(room)
+        n, p = WALK.pcap(buf, pos, have, rec, big_endian, out, fields)
+        return out[:n], fields[:n], p
+    # The one per-record Python loop of the fast path
+    incl_at = struct.Struct((">" if big_endian else "<") + "I").unpack_from
+    starts: list[int] = []
+    add = starts.append
+    p, lim = pos, have - rec
+    while p <= lim:
+        q = p + rec + incl_at(buf, p + 8)[0]
+        if q > have:
+            break
+        add(p)
+        p = q
+    offs = np.array(starts, dtype=_I64)
+    if not starts:
+        return offs, np.zeros((0, 4), dtype=_I64), p
+    # the four header words of every record in one gather of 16-byte rows
+    u32 = ">u4" if big_endian else "<u4"
+    return offs, sliding_window_view(buf, 16)[offs].view(u32).astype(_I64), p
+
+
+def windows(data: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
+    """``(n, width)`` uint8: the ``width`` bytes of ``data`` from every offset (all must fit)."""
+    if WALK is not None:
+        offs = np.ascontiguousarray(offsets, dtype=_I64)
+        out = np.empty((offs.shape[0], width), dtype=np.uint8)
+        WALK.windows(data, offs, width, out)
+        return out
+    return sliding_window_view(data, width)[offsets]
+
+
+def _walk_pcapng(buf: Any, pos: int, have: int, endian: str, out: np.ndarray, n: int) -> tuple[int, int]:
+    """Note the whole enhanced/obsolete packet blocks with sane lengths from ``pos`` in ``out[n:]``.
+
+    Returns how many, and the offset of the first block not taken (another type, a bad length,
+    or not all within ``buf[:have]``): the caller looks at that one.
+    """
+    if WALK is not None:
+        k, p = WALK.pcapng(buf, pos, have, endian == ">", MAX_RECORD, out[n:])
+        return int(k), int(p)
+    head2 = struct.Struct(endian + "II").unpack_from
+    run: list[int] = []
+    add = run.append
+    p = pos
+    while p + 8 <= have:
+        btype, blen = head2(buf, p)
+        if (btype != EPB and btype != OBSOLETE_PB) or blen < 12 or blen & 3 or blen > MAX_RECORD or p + blen > have:
+            break
+        add(p)
+        p += blen
+    out[n : n + len(run)] = run
+    return len(run), p
 
 
 def _ticks_to_ns(ticks: np.ndarray, ifid: np.ndarray, interfaces: list[_Interface]) -> np.ndarray:

@@ -28,13 +28,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ipsotrace.dissectors import gre, ipv4, ipv6, vxlan
 from ipsotrace.dissectors.registry import DissectConfig
 from ipsotrace.fast import heuristics
 from ipsotrace.fast import tables as T
-from ipsotrace.fast.batch import PAD, Batch
+from ipsotrace.fast.batch import PAD, Batch, windows
 
 #: Header bytes copied per frame: VXLAN over IPv4 with an inner TCP timestamp option needs 116.
 WINDOW = 128
@@ -76,6 +75,7 @@ ABSENT: dict[str, int] = {"encap": -1, "tunnel_id": -1, "o_ttl": -1, "i_ttl": -1
 _DEPTH_COLUMNS = tuple(f for f in IP_FIELDS + L4_FIELDS)
 
 _VXLAN_PLAIN = vxlan.FLAG_I << 24  # flags I only, no GBP, reserved zero
+_NOP_NOP_TS = 0x0101080A  # TCP options NOP, NOP, timestamps (kind 8, length 10)
 _V4_IP_IN_IP = T.member(ipv4.IP_IN_IP, 256)
 _V6_IP_IN_IP = T.member(ipv6.IP_IN_IP, 256)
 _V6_EXT = T.member(ipv6.EXT_NAMES, 256)
@@ -190,7 +190,7 @@ class _Decoder:
         if g.m.shape[1] >= WIDE:
             return g
         rows = np.arange(self.n) if g.rows is None else g.rows
-        wide = sliding_window_view(self.batch.data, WIDE)[self.offset[rows]]
+        wide = windows(self.batch.data, self.offset[rows], WIDE)
         return _Group(g.rows, wide, None, g.layers, g.o, g.depth)
 
     def _set(self, col: np.ndarray, g: _Group, values: np.ndarray | int) -> None:
@@ -218,7 +218,7 @@ class _Decoder:
     # -- driver --------------------------------------------------------------------------------------
     def run(self) -> None:
         b, t = self.batch, self.t
-        m = sliding_window_view(b.data, WINDOW)[self.offset]
+        m = windows(b.data, self.offset, WINDOW)
         g = _Group(None, m, None, (), 0, 0)
         lts = b.linktype[self.brow]
         first = np.full(self.n, T.FALLBACK, dtype=np.int8)
@@ -254,14 +254,15 @@ class _Decoder:
         end = self._get(self.end, g)
         # the scalar loop stops before a header when no bytes are left (or, snaplen cut, reports it)
         at_end = end <= g.o
-        if code == T.TERMINAL or at_end.all():
+        some_at_end = code != T.TERMINAL and bool(at_end.any())  # (usually none: one check)
+        if code == T.TERMINAL or (some_at_end and at_end.all()):
             if code != T.TERMINAL:
                 bad = self._get(self.cut, g) & (end >= self._get(self.caplen, g))
                 if bad.any():
                     self._fallback(g, bad)
             self._leaf(g)
             return
-        if at_end.any():
+        if some_at_end:
             self._visit(g.take(at_end), code, stack)
             g = g.take(~at_end)
             end = self._get(self.end, g)
@@ -294,15 +295,20 @@ class _Decoder:
             # the walk ends here whatever the header's length: no split needed
             self._leaf(_Group(g.rows, g.m, g.mi, layers, g.o, g.depth))
             return
-        nxt_a = np.broadcast_to(np.asarray(nxt, dtype=_I64), (n,))
-        length_a = np.broadcast_to(np.asarray(step.length, dtype=_I64), (n,))
-        encap_a = np.broadcast_to(np.asarray(step.encap, dtype=bool), (n,))
-        # the length matters only where another header follows
-        k = nxt_a | np.where(nxt_a == T.TERMINAL, 0, length_a << 5) | (encap_a.astype(_I64) << 12)
-        k0 = int(k[0])
-        # a handful of small codes: the present ones are found by counting, not sorting
-        uniform = bool((k == k0).all())
-        parts = [(g, k0)] if uniform else [(g.take(k == v), v) for v in np.flatnonzero(np.bincount(k)).tolist()]
+        u_nxt, u_length, u_encap = _uniform(nxt), _uniform(step.length), _uniform(step.encap)
+        if u_nxt is not None and u_length is not None and u_encap is not None:
+            # the whole group goes on alike (the usual case): no per-frame key needed
+            parts = [(g, u_nxt | (0 if u_nxt == T.TERMINAL else u_length << 5) | (u_encap << 12))]
+        else:
+            nxt_a = np.broadcast_to(np.asarray(nxt, dtype=_I64), (n,))
+            length_a = np.broadcast_to(np.asarray(step.length, dtype=_I64), (n,))
+            encap_a = np.broadcast_to(np.asarray(step.encap, dtype=bool), (n,))
+            # the length matters only where another header follows
+            k = nxt_a | np.where(nxt_a == T.TERMINAL, 0, length_a << 5) | (encap_a.astype(_I64) << 12)
+            k0 = int(k[0])
+            # a handful of small codes: the present ones are found by counting, not sorting
+            uniform = bool((k == k0).all())
+            parts = [(g, k0)] if uniform else [(g.take(k == v), v) for v in np.flatnonzero(np.bincount(k)).tolist()]
         for sub, v in parts:
             c, ln, enc = v & 0x1F, (v >> 5) & 0x7F, bool(v >> 12)
             depth = sub.depth + enc
@@ -337,30 +343,46 @@ class _Decoder:
             if cnt:
                 counts[names[sid]] = cnt
         tunnelled = self.out["encap"] >= 0
-        out: dict[str, np.ndarray] = {"row": self.brow, **self.out}
-        d0, d1 = self.d
-        if tunnelled.all():
-            for c in _DEPTH_COLUMNS:
-                out["o_" + c], out["i_" + c] = d0[c], d1[c]
-        elif not tunnelled.any():
-            for c in _DEPTH_COLUMNS:
-                out["i_" + c] = d0[c]
-                out["o_" + c] = np.full(self.n, ABSENT.get("o_" + c, 0), dtype=_I64)
-        else:
-            for c in _DEPTH_COLUMNS:
-                out["o_" + c] = np.where(tunnelled, d0[c], ABSENT.get("o_" + c, 0))
-                out["i_" + c] = np.where(tunnelled, d1[c], d0[c])
         fb = self.brow[~keep]
         plain = None
         if self.tunnelled_only:
             plain = self.brow[keep & ~tunnelled]
             keep = keep & tunnelled
-        if not keep.all():
-            out = {c: v[keep] for c, v in out.items()}
+        # the kept rows are picked first (one index for every column), then laid out
+        idx = None if keep.all() else np.flatnonzero(keep)
+
+        def pick(a: np.ndarray) -> np.ndarray:
+            return a if idx is None else a.take(idx)
+
+        tun = pick(tunnelled)
+        k = tun.shape[0]
+        out: dict[str, np.ndarray] = {"row": pick(self.brow), **{c: pick(v) for c, v in self.out.items()}}
+        d0, d1 = self.d
+        if tun.all():
+            for c in _DEPTH_COLUMNS:
+                out["o_" + c], out["i_" + c] = pick(d0[c]), pick(d1[c])
+        elif not tun.any():
+            for c in _DEPTH_COLUMNS:
+                out["i_" + c] = pick(d0[c])
+                out["o_" + c] = np.full(k, ABSENT.get("o_" + c, 0), dtype=_I64)
+        else:
+            for c in _DEPTH_COLUMNS:
+                a0 = pick(d0[c])
+                out["o_" + c] = np.where(tun, a0, ABSENT.get("o_" + c, 0))
+                out["i_" + c] = np.where(tun, pick(d1[c]), a0)
         return FastColumns(out, fb, names, counts, plain)
 
 
+def _uniform(x: np.ndarray | int | bool) -> int | None:
+    """The one value of a step's per-frame answer (a scalar, or an array of equal values), else None."""
+    if not isinstance(x, np.ndarray):
+        return int(x)
+    x0 = x[0]
+    return int(x0) if bool((x == x0).all()) else None
+
+
 # --- the steps: what the scalar dissector would do, checked for every frame ----------------------
+# (tables are read with ``take``: fancy indexing with a strided or narrow index is about twice as slow)
 def _fits(end: np.ndarray, o: int, need: int) -> np.ndarray:
     return (end - o) >= need
 
@@ -368,13 +390,13 @@ def _fits(end: np.ndarray, o: int, need: int) -> np.ndarray:
 def _eth(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     etype = g.u16(T.ETH_TYPE)
     ok = _fits(end, g.o, T.ETH_LEN) & (etype > T.MAX_8023)  # 802.3 length + LLC: scalar only
-    return _Step(ok, d.t.ethertype[etype], T.ETH_LEN)
+    return _Step(ok, d.t.ethertype.take(etype), T.ETH_LEN)
 
 
 def _vlan(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     etype = g.u16(T.VLAN_TYPE)
     ok = _fits(end, g.o, T.VLAN_LEN) & (etype > T.MAX_8023)
-    return _Step(ok, d.t.ethertype[etype], T.VLAN_LEN)
+    return _Step(ok, d.t.ethertype.take(etype), T.VLAN_LEN)
 
 
 def _ipv4(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
@@ -390,7 +412,7 @@ def _ipv4(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
         & ((ff & 0xBFFF) == 0)  # no evil bit, not a fragment (DF alone is fine)
         & ((payload_end <= end) | d._get(d.cut, g))
     )
-    encap = _V4_IP_IN_IP[proto]
+    encap = _V4_IP_IN_IP.take(proto)
     # Ethernet in IP (143) is named "eth-in-ipv4" by the correlator: scalar only
     ok &= ~encap | (proto == 4) | (proto == 41)
     cols = d.d[g.depth]
@@ -406,7 +428,7 @@ def _ipv4(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     d._set(cols["df"], g, (ff >> 14) & 1)
     if encap.any():
         d._set_where(d.out["encap"], g, encap, np.where(proto == 4, _IPIP_CODE[4, 4], _IPIP_CODE[4, 41]))
-    return _Step(ok, d.t.ipproto[proto], T.V4_LEN, np.minimum(end, payload_end), encap)
+    return _Step(ok, d.t.ipproto.take(proto), T.V4_LEN, np.minimum(end, payload_end), encap)
 
 
 def _ipv6(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
@@ -419,10 +441,10 @@ def _ipv6(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
         _fits(end, o, T.V6_LEN)
         & ((vtf >> 28) == 6)
         & (plen > 0)  # jumbogram / GSO: scalar only
-        & ~_V6_EXT[nh]
+        & ~_V6_EXT.take(nh)
         & ((payload_end <= end) | d._get(d.cut, g))
     )
-    encap = _V6_IP_IN_IP[nh]
+    encap = _V6_IP_IN_IP.take(nh)
     ok &= ~encap | (nh == 4) | (nh == 41)
     cols = d.d[g.depth]
     tclass = (vtf >> 20) & 0xFF
@@ -440,7 +462,7 @@ def _ipv6(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     d._set(cols["flow_label"], g, vtf & 0xFFFFF)
     if encap.any():
         d._set_where(d.out["encap"], g, encap, np.where(nh == 4, _IPIP_CODE[6, 4], _IPIP_CODE[6, 41]))
-    nxt = np.where(nh == ipv6.NO_NEXT, T.TERMINAL, d.t.ipproto[nh])
+    nxt = np.where(nh == ipv6.NO_NEXT, T.TERMINAL, d.t.ipproto.take(nh))
     return _Step(ok, nxt, T.V6_LEN, np.minimum(end, payload_end), encap)
 
 
@@ -455,11 +477,11 @@ def _udp(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     lo = np.minimum(sport, dport)
     hi = np.maximum(sport, dport)
     # the lower port first, like the registry
-    bound_lo = t.udp_bound[lo]
-    nxt = np.where(bound_lo, t.udp_port[lo], t.udp_port[hi])
+    bound_lo = t.udp_bound.take(lo)
+    nxt = np.where(bound_lo, t.udp_port.take(lo), t.udp_port.take(hi))
     if t.heuristics:
         start = o + T.UDP_LEN
-        unbound = ~bound_lo & ~t.udp_bound[hi] & (new_end > start)
+        unbound = ~bound_lo & ~t.udp_bound.take(hi) & (new_end > start)
         if unbound.any():
             ok &= ~_heuristic_claims(d, g, unbound, start, new_end)
     cols = d.d[g.depth]
@@ -475,8 +497,10 @@ def _heuristic_claims(d: _Decoder, g: _Group, cand: np.ndarray, start: int, end:
         sub = g.take(cand)
         if start + heuristics.SCREEN_BYTES > g.m.shape[1]:  # read these payloads with a wider window
             rows = sub.rows if sub.rows is not None else np.flatnonzero(cand)
-            sub = _Group(rows, sliding_window_view(d.batch.data, WIDE)[d.offset[rows]], None, (), 0, 0)
-        sub.o = start
+            sub = _Group(rows, windows(d.batch.data, d.offset[rows], WIDE), None, (), 0, 0)
+        # the screened bytes of the candidates in one gather: the screens read them column by column
+        m = sub.m[:, start : start + heuristics.SCREEN_BYTES]
+        sub = _Group(sub.rows, m if sub.mi is None else m[sub.mi], None, (), 0, 0)
         screened = heuristics.may_fire(sub.u8, end[cand] - start)
         cand = cand.copy()
         cand[cand] = screened
@@ -502,6 +526,9 @@ def _tcp(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
                 opts[:] = False
             else:
                 g = d.widen(g)
+        if opts.any():
+            # most segments carry exactly NOP, NOP, timestamps: nothing to walk, no MSS
+            opts &= (hlen != T.TCP_LEN + 12) | (g.u32(T.TCP_LEN) != _NOP_NOP_TS)
         if opts.any():
             bad, mss = _tcp_options(g, o, hlen, opts)
             ok &= ~bad
@@ -580,7 +607,7 @@ def _gre(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     length = np.where(keyed, T.GRE_LEN + 4, T.GRE_LEN)
     # only plain GRE with or without key; ERSPAN, WCCP and the like start with their own header
     ok = _fits(end, g.o, T.GRE_LEN) & ((flags == 0) | keyed) & ((end - g.o) >= length)
-    ok &= ~_GRE_SUBHEADER[ptype]
+    ok &= ~_GRE_SUBHEADER.take(ptype)
     key = np.where(keyed, g.u32(T.GRE_LEN).astype(_I64), -1)
     nvgre = keyed & (ptype == gre.TEB) & (not d.gre_key_as_id)
     # GRE with key over Ethernet reads as NVGRE: the VSID names the tunnel, the FlowID is entropy
@@ -588,7 +615,7 @@ def _gre(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     d._set(d.out["tunnel_id"], g, np.where(nvgre, key >> 8, key))
     if not any(ly[0] == "udp" for ly in g.layers):  # over UDP (GRE-in-UDP) the UDP ports win
         d._set(d.d[g.depth]["sport"], g, np.where(nvgre, key & 0xFF, 0))
-    return _Step(ok, d.t.gre[ptype], length, None, True)
+    return _Step(ok, d.t.gre.take(ptype), length, None, True)
 
 
 _STEPS = {

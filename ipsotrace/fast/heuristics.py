@@ -47,11 +47,11 @@ def _vxlan(col: Col, size: np.ndarray) -> np.ndarray:
     b0 = col(0)
     flags = (b0 == vxlan.FLAG_I) | (b0 == (vxlan.FLAG_I | vxlan.FLAG_G))
     etype = _u16(col, vxlan.HEADER.size + 12)
-    return (size >= vxlan.HEADER.size + 14) & flags & _INNER_ETHERTYPES[etype]
+    return (size >= vxlan.HEADER.size + 14) & flags & _INNER_ETHERTYPES.take(etype)
 
 
 def _geneve(col: Col, size: np.ndarray) -> np.ndarray:
-    return (size >= 28) & ((col(0) >> 6) == 0) & _GENEVE_PROTOCOLS[_u16(col, 2)]
+    return (size >= 28) & ((col(0) >> 6) == 0) & _GENEVE_PROTOCOLS.take(_u16(col, 2))
 
 
 def _gtpu(col: Col, size: np.ndarray) -> np.ndarray:
@@ -66,18 +66,18 @@ def _teredo(col: Col, size: np.ndarray) -> np.ndarray:
     w = _u16(col, 0)
     indicator = (size >= 2) & ((w == teredo.AUTH) | (w == teredo.ORIGIN))
     fills = (_u16(col, 4) + 40) == size
-    known_next = _IPV6_NEXT[col(6)]
+    known_next = _IPV6_NEXT.take(col(6))
     direct = (size >= 40) & ((col(0) >> 4) == 6) & (fills | known_next)
     return indicator | direct
 
 
 def _wireguard(col: Col, size: np.ndarray) -> np.ndarray:
     zeros = (col(1) == 0) & (col(2) == 0) & (col(3) == 0)
-    return (size >= wireguard.TRANSPORT_MIN) & _WG_TYPES[col(0)] & zeros
+    return (size >= wireguard.TRANSPORT_MIN) & _WG_TYPES.take(col(0)) & zeros
 
 
 def _dtls(col: Col, size: np.ndarray) -> np.ndarray:
-    known = _DTLS_TYPES[col(0)] & _DTLS_VERSIONS[_u16(col, 1)]
+    known = _DTLS_TYPES.take(col(0)) & _DTLS_VERSIONS.take(_u16(col, 1))
     return (size >= dtls.RECORD.size) & known
 
 

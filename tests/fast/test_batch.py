@@ -66,6 +66,9 @@ def assert_same(path: Path, chunk: int) -> None:
 
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*.pcap*") if not p.name.endswith(".json")) if CORPUS.is_dir() else []
 
+#: every test here runs with the compiled record walk and with the pure-Python one
+pytestmark = pytest.mark.usefixtures("walker")
+
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 @pytest.mark.parametrize("chunk", [4096, 1 << 20])

@@ -57,6 +57,9 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*.pcap*") if not p.name.endswith(".json")) if CORPUS.is_dir() else []
 
+#: every test here runs with the compiled record walk and with the pure-Python one
+pytestmark = pytest.mark.usefixtures("walker")
+
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_corpus_same_aggregates(path: Path) -> None:
@@ -291,3 +294,13 @@ def test_evidence_ties_across_files_keep_the_first_file(tmp_path: Path) -> None:
     doc, _ = fast_doc([z, a], DissectConfig())
     same(scalar_doc([z, a], DissectConfig()), doc)
     assert all(f["first"]["source"] == str(z) for f in doc["flows"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(1 << 63), (1 << 63) - 1) | st.integers(0, 5), max_size=60))
+def test_unique_is_numpys(values: list[int]) -> None:
+    x = np.array(values, dtype=np.int64)
+    exp = np.unique(x, return_index=True, return_inverse=True)
+    got = A.unique(x)
+    for e, g in zip(exp, got, strict=True):
+        assert e.tolist() == g.tolist()
