@@ -29,6 +29,9 @@ from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.fast import aggregate as A
 from ipsotrace.fast.batch import Batch, BatchReader
 from ipsotrace.fast.decode import ENCAPS, decode_batch
+from ipsotrace.fast.facts import FactsFeed, extra_columns, fast_columns
+from ipsotrace.findings.collect import Collector
+from ipsotrace.findings.collect import extra as packet_extra
 from ipsotrace.reassembly import FragmentStage, Head, Reassembler
 from ipsotrace.sources.base import SourceStatus
 
@@ -67,6 +70,7 @@ class FastAnalyzer:
         *,
         reassemble: bool = True,
         progress: Callable[[int], None] | None = None,
+        collector: Collector | None = None,
     ) -> None:
         self.corr = corr
         self.cfg = cfg or DissectConfig()
@@ -76,6 +80,8 @@ class FastAnalyzer:
         self._encap_code = {n: i for i, n in enumerate(self.encaps)}
         self.applier = A.Applier(self.encaps)
         self.acc = A.Accumulator()
+        #: the findings' collector, fed the same packets in capture order (None: aggregates only)
+        self.facts = None if collector is None else FactsFeed(collector, self.encaps)
         self.stats = EngineStats()
         self._row = 0  # rows numbered across the whole input: capture order
         self._source = ""
@@ -108,6 +114,8 @@ class FastAnalyzer:
         source = str(path) if name is None else name
         self._source = source
         self.corr.begin_source(source)
+        if self.facts is not None:
+            self.facts.begin_source(source)
         # like decode(): one reassembler per file; kept for the caller's ReassemblySummary
         self.reassembler: Reassembler[Head] = Reassembler()
         stage = FragmentStage(self.reassembler) if self.reassemble else None
@@ -130,6 +138,8 @@ class FastAnalyzer:
         if stage is not None:
             stage.reassembler.flush()
         self.flush(source)
+        if self.facts is not None:
+            self.facts.flush()
         return status
 
     # -- one sub-batch ------------------------------------------------------------------------------------
@@ -163,6 +173,10 @@ class FastAnalyzer:
             "tid": c["tunnel_id"],
             "i_frag": np.zeros(brow.shape[0], dtype=_I64),
         }
+        if self.facts is not None:
+            cols.update(fast_columns(c, cols["wirelen"]))
+        else:
+            cols.update(fp=cols["i_frag"], offload=cols["i_frag"], vxf=cols["i_frag"])  # zeros, unused
         for k in A.ROW:
             if k not in cols:
                 cols[k] = c[k]
@@ -172,6 +186,8 @@ class FastAnalyzer:
             self._rows(cols)
         if len(self.acc) >= FLUSH_GROUPS or self.acc.n_segs >= FLUSH_SEGMENTS:
             self.flush(source)
+        if self.facts is not None and self.facts.full():
+            self.facts.flush()  # every row up to this sub-batch's end is in: a safe point
 
     def _with_scalar(
         self, batch: Batch, fallback: np.ndarray, fast: dict[str, np.ndarray], source: str, stage: FragmentStage | None
@@ -201,6 +217,9 @@ class FastAnalyzer:
             )
             v = view(pkt, gre_key_as_id=corr.gre_key_as_id)
             row = A.view_row(v, self.encap_code)
+            err = v.icmp
+            if row is not None and err is not None and err.kind == "time-exceeded" and v.hops and self.facts:
+                row = None  # the collector counts it on its tunnel, in capture order: the scalar route
             if row is None:
                 # fold in everything before this packet, then let the correlator take it (it
                 # counts the packet itself, so the sub-batch's totals leave it out)
@@ -212,10 +231,17 @@ class FastAnalyzer:
                 self.flush(source)
                 agg.packets -= 1
                 agg.bytes -= wirelen
-                corr.add(pkt)
+                pv = corr.add(pkt)
+                if self.facts is not None:
+                    self.facts.flush()
+                    self.facts.coll.add(pkt, pv)
                 self.stats.scalar_packets += 1
                 continue
             self.stats.scalar_rows += 1
+            if self.facts is not None:
+                x = packet_extra(pkt)
+                row.update(extra_columns(x))
+                self.facts.coll.add_side(v, x, (ts, self.facts.coll.source, frame))  # independent of order
             if pkt.anomalies:
                 anomalies = agg.anomalies
                 for a in pkt.anomalies:
@@ -250,8 +276,12 @@ class FastAnalyzer:
             # the correlator one by one, after everything before them
             self.flush(self._source)
             self._one_by_one(cols)
+            if self.facts is not None:
+                self.facts.add(cols)
             return
         A.add_encaps(self.corr.result, cols, self.encaps)
+        if self.facts is not None:
+            self.facts.add(cols)
 
     def _one_by_one(self, cols: dict[str, np.ndarray]) -> None:
         agg = self.corr.result

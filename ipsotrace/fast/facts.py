@@ -1,0 +1,748 @@
+"""Vectorized feed of the findings' :class:`~ipsotrace.findings.collect.Collector` from fast-path rows.
+
+The scalar analyze loop calls ``Collector.add`` once per packet; the fast engine
+hands its rows (the ones :mod:`ipsotrace.fast.aggregate` folds into the
+correlator's aggregates) to :class:`FactsFeed` instead.  Rows are buffered and,
+at a flush, processed as one block in capture order:
+
+* order-independent facts (counters, minima and maxima, the earliest packet,
+  the Top-N evidence sets) are numpy group-bys over the block; a Top takes the
+  first ``n`` candidates of each group in its order and ``Top.add`` keeps the
+  smallest, as one pass would;
+* the order-dependent state per flow is carried in the collector's own objects
+  across blocks: duplicate detection (``DupTrack``: each packet compared with the
+  flow's 8 packets before it, the held-back head) is vectorized over look-backs 1 to
+  8, with the flow's ring in front of the block; TCP loss blame (``TcpTrack``) is
+  vectorized for the common state, a flow whose head is complete and whose new
+  data all went over one outer path: new data and retransmissions are told apart
+  by a running maximum per flow in serial arithmetic, the retransmissions wait in
+  ``pending`` until it is full and are blamed on that path after.  Held-back heads,
+  pending events, flows over several paths and sequence jumps of 2**30 or more
+  go through ``TcpTrack.add`` one segment at a time.
+
+Python work is per group and block, plus a bounded number of events per flow
+(16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  A
+block goes through :meth:`Collector.add_view` row by row, in order, when a new
+flow or tunnel would pass the collector's cap (evictions happen per packet
+there) or on a 64-bit key collision.  The result equals the scalar collector's
+(tests/fast/test_facts.py compares the facts themselves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ipsotrace.correlate.aggregates import SIZE_BINS
+from ipsotrace.correlate.extract import Inner
+from ipsotrace.fast import aggregate as A
+from ipsotrace.findings.collect import (
+    DUP_NS,
+    DUP_WINDOW,
+    FP_SEED,
+    HEAD,
+    OFFLOAD_MIN,
+    VXLAN_FLAG_BITS,
+    Collector,
+    Ev,
+    Extra,
+    FlowFacts,
+    FlowKey,
+    PathKey,
+    TcpEvent,
+    TcpTrack,
+    TunnelFacts,
+    TunnelKey,
+)
+
+_I64 = np.int64
+_U64 = np.uint64
+_M32 = 0xFFFFFFFF
+_SIZE_EDGES = np.array(SIZE_BINS, dtype=_I64)
+_BIG = 1 << 62
+#: rows buffered before a block is processed (Python work is per flow and block: bigger is cheaper)
+BLOCK = 1 << 18
+#: the columns the feed keeps of each row
+COLUMNS = (*(c for c in A.ROW if c != "row"), "row")
+_SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segment at a time
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 over uint64 (ipsotrace.correlate.distinct.mix64, vectorized)."""
+    with np.errstate(over="ignore"):
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return x ^ (x >> _U64(31))
+
+
+def fingerprints(c: dict[str, np.ndarray]) -> np.ndarray:
+    """``findings.collect.fingerprint`` of fast-path rows (as int64 bit patterns).
+
+    The values are the scalar ``extra()`` ones: IPv4 ID, total length and fragment offset
+    (0: fast rows are never fragments); for IPv6 no ID or offset (-1) and the payload length;
+    the TCP/UDP checksum, TCP sequence and acknowledgement numbers, -1 where absent.
+    """
+    v4 = c["i_ver"] == 4
+    tcp = c["tcp_flags"] >= 0
+    minus = np.full(v4.shape[0], -1, dtype=_I64)
+    values = (
+        np.where(v4, c["i_ipid"], -1),
+        np.where(v4, c["i_size"], c["i_size"] - 40),
+        np.where(v4, 0, -1),
+        c["i_csum"],
+        np.where(tcp, c["tcp_seq"], -1),
+        np.where(tcp, c["tcp_ack"], -1),
+        minus,
+    )
+    h = np.full(v4.shape[0], FP_SEED, dtype=_U64)
+    for v in values:
+        h = _mix(h ^ v.astype(_I64).view(_U64))
+    h[h == 0] = 1
+    return h.view(_I64)
+
+
+def fast_columns(c: dict[str, np.ndarray], wirelen: np.ndarray) -> dict[str, np.ndarray]:
+    """The feed's extra row columns for fast-decoded rows (no VXLAN flag anomaly reaches them)."""
+    return {
+        "fp": fingerprints(c),
+        "offload": (wirelen >= OFFLOAD_MIN).astype(_I64),
+        "vxf": np.zeros(wirelen.shape[0], dtype=_I64),
+    }
+
+
+def extra_columns(x: Extra) -> dict[str, int]:
+    """The same columns for a packet the scalar dissectors decoded."""
+    fp = x.fingerprint
+    vxf = 0
+    for kind in x.vxlan_flags:
+        vxf |= 1 << VXLAN_FLAG_BITS.index(kind)
+    return {"fp": fp - (1 << 64) if fp >> 63 else fp, "offload": int(x.offload), "vxf": vxf}
+
+
+@dataclass(slots=True)
+class FeedStats:
+    blocks: int = 0
+    rows: int = 0
+    one_by_one: int = 0  # rows replayed through Collector.add_view (cap pressure, key collision)
+    tcp_python: int = 0  # TCP data segments through TcpTrack.add (heads, pending, multi-path flows)
+
+
+class _Candidates:
+    """Rows of a block that may enter a Top, grouped: the first ``n`` of each group in Top order."""
+
+    @staticmethod
+    def pick(
+        g: np.ndarray, sel: np.ndarray, n: int, ts: np.ndarray, frame: np.ndarray, key: np.ndarray | None, mono: bool
+    ) -> tuple[list[int], list[int]]:
+        idx = np.flatnonzero(sel)
+        if idx.shape[0] == 0:
+            return [], []
+        gi = g[idx]
+        if key is not None:
+            # only rows with their group's smallest key can be among its first n, unless fewer than n have it
+            k = key[idx]
+            low = np.full(int(gi.max()) + 1, _BIG, dtype=_I64)
+            np.minimum.at(low, gi, k)
+            at_low = k == low[gi]
+            cnt = np.bincount(gi[at_low], minlength=low.shape[0])
+            keep = at_low | (cnt[gi] < n)
+            idx, gi, k = idx[keep], gi[keep], k[keep]
+            order = np.lexsort((frame[idx], ts[idx], k, gi))
+        elif mono:
+            order = np.argsort(gi, kind="stable")  # capture order is Top order within a group
+        else:
+            order = np.lexsort((frame[idx], ts[idx], gi))
+        idx, gs = idx[order], gi[order]
+        m = gs.shape[0]
+        start = np.ones(m, dtype=bool)
+        start[1:] = gs[1:] != gs[:-1]
+        pos = np.arange(m)
+        rank = pos - np.maximum.accumulate(np.where(start, pos, 0))
+        take = rank < n
+        return gs[take].tolist(), idx[take].tolist()
+
+
+class FactsFeed:
+    """Feeds a :class:`Collector` from fast-path rows, in capture order (``row`` orders them)."""
+
+    def __init__(self, coll: Collector, encaps: list[str]) -> None:
+        self.coll = coll
+        self.encaps = encaps  # the engine's encapsulation names (grows with it)
+        self.stats = FeedStats()
+        self._buf: list[dict[str, np.ndarray]] = []
+        self._buffered = 0
+        self._table = A.GroupTable()
+        self._pkeys: list[PathKey] = []  # path group → path key, its flow and tunnel
+        self._p_flow = np.zeros(0, dtype=_I64)
+        self._p_tun = np.zeros(0, dtype=_I64)
+        self._fkeys: list[FlowKey] = []
+        self._tkeys: list[TunnelKey] = []
+        self._fid: dict[FlowKey, int] = {}
+        self._tid: dict[TunnelKey, int] = {}
+        self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
+
+    # -- input -------------------------------------------------------------------------------------------
+    def begin_source(self, name: str) -> None:
+        self.flush()
+        self.coll.begin_source(name)
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        """Buffer rows (any order within what is buffered; :meth:`flush` sorts by ``row``)."""
+        n = int(cols["row"].shape[0])
+        if n:
+            self._buf.append({k: cols[k] for k in COLUMNS})
+            self._buffered += n
+
+    def full(self) -> bool:
+        return self._buffered >= BLOCK
+
+    def flush(self) -> None:
+        """Process everything buffered: call it only when every earlier row has been added."""
+        if not self._buf:
+            return
+        parts, self._buf, self._buffered = self._buf, [], 0
+        c = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
+        row = c["row"]
+        if row.shape[0] > 1 and (row[1:] < row[:-1]).any():
+            order = np.argsort(row, kind="stable")
+            c = {k: v[order] for k, v in c.items()}
+        self.stats.blocks += 1
+        self.stats.rows += int(row.shape[0])
+        try:
+            pid = self._paths(c)
+        except A.HashCollision:
+            self._one_by_one(c)
+            return
+        if self._cap_pressure(c, pid):
+            self._one_by_one(c)
+            return
+        _Block(self, c, pid).run()
+
+    # -- groups --------------------------------------------------------------------------------------------
+    def _paths(self, c: dict[str, np.ndarray]) -> np.ndarray:
+        words = A._packed_key(c)
+        names = tuple(words)
+        h = A.key_hashes(words, names)
+        chk = A.key_checks(words, names)
+        pid = self._table.lookup(h)
+        new = pid < 0
+        if new.any():
+            rows = np.flatnonzero(new)
+            uniq, first = np.unique(h[rows], return_index=True)
+            order = np.argsort(first)
+            first_rows = rows[first[order]]
+            gids = self._table.insert(uniq[order], chk[first_rows])
+            pf = np.empty(gids.shape[0], dtype=_I64)
+            pt = np.empty(gids.shape[0], dtype=_I64)
+            for k, r in enumerate(first_rows.tolist()):
+                fk, tk, pk = self._keys(c, r)
+                pt[k] = self._tid.setdefault(tk, len(self._tid))
+                if len(self._tkeys) < len(self._tid):
+                    self._tkeys.append(tk)
+                pf[k] = fid = self._fid.setdefault(fk, len(self._fid))
+                if len(self._fkeys) < len(self._fid):
+                    self._fkeys.append(fk)
+                self._pid[(fid, pk)] = len(self._pkeys)
+                self._pkeys.append(pk)
+            self._p_flow = np.concatenate([self._p_flow, pf])
+            self._p_tun = np.concatenate([self._p_tun, pt])
+            pid = self._table.lookup(h)
+        if (self._table.check[pid] != chk).any():
+            raise A.HashCollision
+        return pid
+
+    def _keys(self, c: dict[str, np.ndarray], r: int) -> tuple[FlowKey, TunnelKey, PathKey]:
+        row = {k: int(c[k][r]) for k in (*A.FP_KEY, "o_ttl", "o_dscp", "o_ecn", "o_size")}
+        hop = A.outer_hop(row, self.encaps[row["encap"]], row["tid"])
+        iv = row["i_ver"]
+        src = A.address(iv, row["i_src_hi"], row["i_src_lo"])
+        dst = A.address(iv, row["i_dst_hi"], row["i_dst_lo"])
+        l3 = A._l3(iv)
+        fk: FlowKey = (hop.encap, hop.tunnel_id, l3, src, dst, row["i_proto"], row["i_sport"], row["i_dport"])
+        return fk, hop.tunnel_key, hop.path_key
+
+    def _cap_pressure(self, c: dict[str, np.ndarray], pid: np.ndarray) -> bool:
+        """New flows or tunnels of this block would pass the cap: evictions then depend on packet order."""
+        facts = self.coll.result
+        tuns = np.flatnonzero(np.bincount(self._p_tun[pid], minlength=len(self._tkeys))).tolist()
+        new_t = sum(1 for t in tuns if self._tkeys[t] not in facts.tunnels)
+        if len(facts.tunnels) + new_t > facts.max_tunnels:
+            return True
+        ip = (c["i_ver"] == 4) | (c["i_ver"] == 6)
+        flows = np.flatnonzero(np.bincount(self._p_flow[pid[ip]], minlength=len(self._fkeys))).tolist()
+        new_f = sum(1 for f in flows if self._fkeys[f] not in facts.flows)
+        return len(facts.flows) + new_f > facts.max_flows
+
+    def _one_by_one(self, c: dict[str, np.ndarray]) -> None:
+        coll = self.coll
+        n = int(c["row"].shape[0])
+        fp = c["fp"].view(_U64).tolist()
+        off, vxf = c["offload"].tolist(), c["vxf"].tolist()
+        ts, frame = c["ts"].tolist(), c["frame"].tolist()
+        for i in range(n):
+            v = A.row_view(c, i, self.encaps)
+            flags = tuple(k for b, k in enumerate(VXLAN_FLAG_BITS) if vxf[i] >> b & 1)
+            x = Extra(None, bool(off[i]), fp[i], None, flags)
+            coll.add_tunnelled(v, x, (ts[i], coll.source, frame[i]))
+        self.stats.one_by_one += n
+
+
+class _Block:
+    """One block of rows in capture order, applied to the collector's facts."""
+
+    def __init__(self, feed: FactsFeed, c: dict[str, np.ndarray], pid: np.ndarray) -> None:
+        self.feed = feed
+        self.c = c
+        self.pid = pid
+        self.fid = feed._p_flow[pid]
+        self.tun = feed._p_tun[pid]
+        self.ts = c["ts"]
+        self.frame = c["frame"]
+        ts = self.ts
+        self.mono = bool(ts.shape[0] < 2 or (ts[1:] >= ts[:-1]).all())
+        self.source = feed.coll.source
+
+    def ev(self, i: int) -> Ev:
+        return (int(self.ts[i]), self.source, int(self.frame[i]))
+
+    def tops(
+        self, g: np.ndarray, sel: np.ndarray, n: int, key: np.ndarray | None = None
+    ) -> tuple[list[int], list[int]]:
+        return _Candidates.pick(g, sel, n, self.ts, self.frame, key, self.mono)
+
+    def firsts(self, g: np.ndarray, sel: np.ndarray) -> dict[int, int]:
+        """Group → row of its earliest packet (capture order of first appearance kept)."""
+        gs, idx = self.tops(g, sel, 1)
+        return dict(zip(gs, idx, strict=True))
+
+    def run(self) -> None:
+        c = self.c
+        ip = (c["i_ver"] == 4) | (c["i_ver"] == 6)
+        tunnels = self._tunnels(ip)
+        if ip.any():
+            self._flows(ip, tunnels)
+
+    # -- tunnels -----------------------------------------------------------------------------------------
+    def _tunnels(self, ip: np.ndarray) -> dict[int, TunnelFacts]:
+        feed, c, g = self.feed, self.c, self.tun
+        facts = feed.coll.result
+        n = g.shape[0]
+        everything = np.ones(n, dtype=bool)
+        first = self.firsts(g, everything)
+        objs: dict[int, TunnelFacts] = {}
+        # new tunnels enter the dict in order of their first row, as one pass inserts them
+        for t in sorted(first, key=first.__getitem__):
+            key = feed._tkeys[t]
+            ev = self.ev(first[t])
+            obj = facts.tunnels.get(key)
+            if obj is None:
+                facts.tunnels[key] = obj = TunnelFacts(ev)
+            elif ev < obj.first:
+                obj.first = ev
+            objs[t] = obj
+        size = len(feed._tkeys)
+        packets = np.bincount(g, minlength=size).tolist()
+        for t, obj in objs.items():
+            obj.packets += packets[t]
+        offload = c["offload"] != 0
+        o_size, i_size = c["o_size"], c["i_size"]
+        gs, idx = self.tops(g, ~offload & (c["o_ttl"] >= 0), 3, -o_size)
+        for t, i in zip(gs, idx, strict=True):
+            objs[t].outer_top.add((-int(o_size[i]), self.ev(i)))
+        oh_rows = ip & ~offload & (o_size > i_size)
+        if oh_rows.any():
+            oh = (o_size - i_size)[oh_rows]
+            go = g[oh_rows]
+            lo = np.full(size, _BIG, dtype=_I64)
+            hi = np.zeros(size, dtype=_I64)
+            np.minimum.at(lo, go, oh)
+            np.maximum.at(hi, go, oh)
+            lo_l, hi_l = lo.tolist(), hi.tolist()
+            for t in np.unique(go).tolist():
+                obj = objs[t]
+                obj.overhead_min = min(obj.overhead_min, lo_l[t])
+                obj.overhead_max = max(obj.overhead_max, hi_l[t])
+        vxf = c["vxf"]
+        if vxf.any():
+            bad = (vxf != 0) & (c["encap"] == feed.encaps.index("vxlan") if "vxlan" in feed.encaps else False)
+            for b, kind in enumerate(VXLAN_FLAG_BITS):
+                cnt = np.bincount(g[bad & ((vxf >> b) & 1 == 1)], minlength=size).tolist()
+                for t, obj in objs.items():
+                    if cnt[t]:
+                        obj.bad_flags[kind] = obj.bad_flags.get(kind, 0) + cnt[t]
+            cnt = np.bincount(g[bad], minlength=size).tolist()
+            for t, obj in objs.items():
+                obj.bad_flag_packets += cnt[t]
+            gs, idx = self.tops(g, bad, 8)
+            for t, i in zip(gs, idx, strict=True):
+                objs[t].bad_flags_ev.add(self.ev(i))
+        o_ttl, i_ttl = c["o_ttl"], c["i_ttl"]
+        cmp = ip & (o_ttl >= 0) & (i_ttl >= 0)
+        if not cmp.any():
+            return objs
+        copied = cmp & ((o_ttl == i_ttl) | (o_ttl == i_ttl - 1))
+        i_dscp, o_dscp, i_ecn, o_ecn = c["i_dscp"], c["o_dscp"], c["i_ecn"], c["o_ecn"]
+        marked = cmp & (i_dscp != 0)
+        dscp_diff = marked & (o_dscp != i_dscp)
+        capable = cmp & (i_ecn != 0)
+        ecn_lost = capable & (o_ecn == 0)
+        counts = {
+            "ttl_compared": cmp,
+            "ttl_copied": copied,
+            "dscp_marked": marked,
+            "dscp_lost": dscp_diff & (o_dscp == 0),
+            "dscp_changed": dscp_diff & (o_dscp != 0),
+            "ecn_capable": capable,
+            "ecn_lost": ecn_lost,
+        }
+        for name, sel in counts.items():
+            if not sel.any():
+                continue
+            cnt = np.bincount(g[sel], minlength=size).tolist()
+            for t, obj in objs.items():
+                if cnt[t]:
+                    setattr(obj, name, getattr(obj, name) + cnt[t])
+        for name, sel in (("ttl_ev", cmp & ~copied), ("dscp_ev", dscp_diff), ("ecn_ev", ecn_lost)):
+            gs, idx = self.tops(g, sel, 4)
+            for t, i in zip(gs, idx, strict=True):
+                getattr(objs[t], name).add(self.ev(i))
+        return objs
+
+    # -- flows ---------------------------------------------------------------------------------------------
+    def _flows(self, ip: np.ndarray, tunnels: dict[int, TunnelFacts]) -> None:
+        feed, c, g = self.feed, self.c, self.fid
+        facts = feed.coll.result
+        first = self.firsts(g, ip)
+        objs: dict[int, FlowFacts] = {}
+        for f in sorted(first, key=first.__getitem__):
+            key = feed._fkeys[f]
+            ev = self.ev(first[f])
+            obj = facts.flows.get(key)
+            if obj is None:
+                facts.flows[key] = obj = FlowFacts(ev)
+            elif ev < obj.first:
+                obj.first = ev
+            objs[f] = obj
+        size = len(feed._fkeys)
+        packets = np.bincount(g[ip], minlength=size).tolist()
+        for f, obj in objs.items():
+            obj.packets += packets[f]
+        # paths, in order of their first packet
+        p = self.pid
+        pfirst = self.firsts(p, ip)
+        pcount = np.bincount(p[ip], minlength=len(feed._pkeys)).tolist()
+        p_flow = feed._p_flow
+        for q in sorted(pfirst, key=pfirst.__getitem__):
+            ev = self.ev(pfirst[q])
+            pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
+            if ev < pf.first:
+                pf.first = ev
+            pf.packets += pcount[q]
+        offload = c["offload"] != 0
+        frag = c["i_frag"] != 0
+        i_size = c["i_size"]
+        df = ip & (c["i_df"] != 0) & ~offload & ~frag
+        if df.any():
+            hi = np.zeros(size, dtype=_I64)
+            np.maximum.at(hi, g[df], i_size[df])
+            hi_l = hi.tolist()
+            gs, idx = self.tops(g, df, 5, -i_size)
+            for f, i in zip(gs, idx, strict=True):
+                obj = objs[f]
+                obj.df_max = max(obj.df_max, hi_l[f])
+                obj.df_top.add((-int(i_size[i]), self.ev(i)))
+        i_ecn = c["i_ecn"]
+        ce = ip & (c["o_ttl"] >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (c["o_ecn"] == 3)
+        if ce.any():
+            self._ce(ce, objs)
+        flags = c["tcp_flags"]
+        tcp = ip & (flags >= 0)
+        if tcp.any():
+            mss = c["mss"]
+            syn = tcp & (flags & 0x02 != 0)
+            gs, idx = self.tops(g, syn & (mss != 0), 3, -mss)
+            for f, i in zip(gs, idx, strict=True):
+                objs[f].syn_mss.add((-int(mss[i]), self.ev(i)))
+            ece = tcp & ~syn & (flags & 0x40 != 0)
+            if ece.any():
+                cnt = np.bincount(g[ece], minlength=size).tolist()
+                for f in np.unique(g[ece]).tolist():
+                    objs[f].ece += cnt[f]
+        dup = ip & ~frag & (c["fp"] != 0)
+        if dup.any():
+            self._dups(dup, objs)
+        data = tcp & (c["tcp_len"] > 0) & ~offload
+        if data.any():
+            self._tcp(data, objs)
+
+    def _ce(self, ce: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        g, ts = self.fid, self.ts
+        size = len(self.feed._fkeys)
+        cnt = np.bincount(g[ce], minlength=size).tolist()
+        gs, idx = self.tops(g, ce, 4)
+        for f, i in zip(gs, idx, strict=True):
+            objs[f].ce_ev.add(self.ev(i))
+        if (ts[ce] == 0).any():
+            # a capture time of 0 reads as "none yet" in the scalar collector: replay it exactly
+            for i in np.flatnonzero(ce).tolist():
+                obj, t = objs[int(g[i])], int(ts[i])
+                if not obj.ce_first_ns or t < obj.ce_first_ns:
+                    obj.ce_first_ns = t
+        else:
+            lo = np.full(size, _BIG, dtype=_I64)
+            np.minimum.at(lo, g[ce], ts[ce])
+            lo_l = lo.tolist()
+            for f in np.unique(g[ce]).tolist():
+                obj = objs[f]
+                if not obj.ce_first_ns or lo_l[f] < obj.ce_first_ns:
+                    obj.ce_first_ns = lo_l[f]
+        for f in np.unique(g[ce]).tolist():
+            objs[f].ce_outer += cnt[f]
+
+    # -- duplicates -------------------------------------------------------------------------------------
+    def _dups(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized)."""
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        order = np.argsort(gi, kind="stable")
+        idx, gs = idx[order], gi[order]
+        m = gs.shape[0]
+        pos = np.arange(m)
+        start = np.ones(m, dtype=bool)
+        start[1:] = gs[1:] != gs[:-1]
+        starts = np.flatnonzero(start)
+        group_start = np.maximum.accumulate(np.where(start, pos, 0))
+        rank = pos - group_start
+        groups = gs[starts].tolist()
+        ng = len(groups)
+        gpos = np.cumsum(start) - 1  # group ordinal of each row
+        # the flows' rings (the last 8 packets before this block), right-aligned in 8 columns
+        r_fp = np.zeros((ng, DUP_WINDOW), dtype=_U64)
+        r_ttl = np.zeros((ng, DUP_WINDOW), dtype=_I64)
+        r_ts = np.zeros((ng, DUP_WINDOW), dtype=_I64)
+        r_len = np.zeros(ng, dtype=_I64)
+        h0 = np.zeros(ng, dtype=_I64)
+        for k, f in enumerate(groups):
+            d = objs[f].dup
+            h0[k] = len(d.head)
+            ring = d.ring
+            if ring:
+                r_len[k] = len(ring)
+                r_fp[k, DUP_WINDOW - len(ring) :] = [e[0] for e in ring]
+                r_ttl[k, DUP_WINDOW - len(ring) :] = [e[1] for e in ring]
+                r_ts[k, DUP_WINDOW - len(ring) :] = [e[2] for e in ring]
+        fp = self.c["fp"][idx].view(_U64)
+        ttl = self.c["i_ttl"][idx]
+        ts = self.ts[idx]
+        in_head = (h0[gpos] + rank) < DUP_WINDOW
+        found = np.zeros(m, dtype=bool)
+        match_ttl = np.zeros(m, dtype=_I64)
+        check = ~in_head
+        for back in range(DUP_WINDOW, 0, -1):  # the ring's oldest packet first, as DupTrack looks
+            in_block = rank >= back
+            j = np.maximum(pos - back, 0)
+            col = DUP_WINDOW - (back - rank)  # ring column when the look-back reaches before the block
+            in_ring = ~in_block & (back - rank <= r_len[gpos])
+            colc = np.clip(col, 0, DUP_WINDOW - 1)
+            c_fp = np.where(in_block, fp[j], r_fp[gpos, colc])
+            c_ttl = np.where(in_block, ttl[j], r_ttl[gpos, colc])
+            c_ts = np.where(in_block, ts[j], r_ts[gpos, colc])
+            age = ts - c_ts
+            hit = check & ~found & (in_block | in_ring) & (c_fp == fp) & (age >= 0) & (age <= DUP_NS)
+            found |= hit
+            match_ttl = np.where(hit, c_ttl, match_ttl)
+        loops = found & (ttl >= 0) & (ttl < match_ttl)
+        size = len(self.feed._fkeys)
+        dups = np.bincount(gs[found], minlength=size).tolist()
+        nloops = np.bincount(gs[loops], minlength=size).tolist()
+        fp_l, ttl_l, ts_l = fp.tolist(), ttl.tolist(), ts.tolist()
+        frame_l = self.frame[idx].tolist()
+        ends = [*starts.tolist()[1:], m]
+        head_rows = np.flatnonzero(in_head).tolist()
+        source = self.source
+        for i in head_rows:
+            objs[int(gs[i])].dup.head.append((fp_l[i], ttl_l[i], (ts_l[i], source, frame_l[i])))
+        for k, f in enumerate(groups):
+            d = objs[f].dup
+            lo, hi = starts[k], ends[k]
+            tail = [(fp_l[i], ttl_l[i], ts_l[i]) for i in range(max(lo, hi - DUP_WINDOW), hi)]
+            if len(tail) < DUP_WINDOW:
+                tail = d.ring[len(d.ring) - (DUP_WINDOW - len(tail)) :] + tail if d.ring else tail
+            d.ring = tail
+            d.duplicates += dups[f]
+            d.loops += nloops[f]
+        if found.any():
+            sub = np.zeros(m, dtype=bool)
+            sub[found] = True
+            tg, ti = _Candidates.pick(gs, sub, 8, ts, self.frame[idx], None, self.mono)
+            for f, i in zip(tg, ti, strict=True):
+                objs[f].dup.ev.add((ts_l[i], source, frame_l[i]))
+
+    # -- TCP ---------------------------------------------------------------------------------------------
+    def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        feed, c = self.feed, self.c
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        order = np.argsort(gi, kind="stable")
+        idx, gs = idx[order], gi[order]
+        m = gs.shape[0]
+        pos = np.arange(m)
+        start = np.ones(m, dtype=bool)
+        start[1:] = gs[1:] != gs[:-1]
+        starts = np.flatnonzero(start).tolist()
+        ends = [*starts[1:], m]
+        groups = gs[starts].tolist()
+        seq_l = c["tcp_seq"][idx].tolist()
+        len_l = c["tcp_len"][idx].tolist()
+        size_l = c["i_size"][idx].tolist()
+        pid = self.pid[idx]
+        pid_l = pid.tolist()
+        ts_l, frame_l = self.ts[idx].tolist(), self.frame[idx].tolist()
+        source = self.source
+        pkeys = feed._pkeys
+
+        def event(i: int) -> TcpEvent:
+            return TcpEvent(seq_l[i], len_l[i], size_l[i], pkeys[pid_l[i]], (ts_l[i], source, frame_l[i]))
+
+        # first pass, per flow: the head (held back) one segment at a time, then the state the rest starts from
+        vec_from = np.full(len(groups), -1, dtype=_I64)  # first row of the vectorized rest; -1: none
+        base = np.zeros(len(groups), dtype=_I64)
+        last_pid = np.full(len(groups), -1, dtype=_I64)
+        python_rows = 0
+        tracks: list[TcpTrack] = []
+        for k, f in enumerate(groups):
+            ff = objs[f]
+            tr = ff.tcp
+            if tr is None:
+                ff.tcp = tr = TcpTrack()
+            tracks.append(tr)
+            lo, hi = starts[k], ends[k]
+            i = lo
+            while i < hi and tr.head_state is None:
+                tr.add(event(i), ff)
+                i += 1
+            python_rows += i - lo
+            if i < hi and tr.runs_total == 1 and len(tr.runs) == 1 and tr.next is not None and tr.last is not None:
+                vec_from[k] = i
+                base[k] = tr.next
+                last_pid[k] = feed._pid.get((f, tr.last), -2)  # a path only one-by-one rows saw: no match
+            elif i < hi:
+                for j in range(i, hi):
+                    tr.add(event(j), ff)
+                python_rows += hi - i
+        gpos = np.cumsum(start) - 1
+        cand = vec_from[gpos]
+        vec = (cand >= 0) & (pos >= cand)
+        if vec.any():
+            seq = c["tcp_seq"][idx]
+            end = (seq + c["tcp_len"][idx]) & _M32
+            d = ((end - base[gpos] + (1 << 31)) & _M32) - (1 << 31)  # signed offset from the flow's next
+            bad = vec & ((pid != last_pid[gpos]) | (np.abs(d) >= _SERIAL_SPAN))
+            if bad.any():
+                # another path, or a sequence jump: this flow's rest goes one segment at a time
+                bad_groups = np.unique(gpos[bad])
+                vec &= ~np.isin(gpos, bad_groups)
+                for k in bad_groups.tolist():
+                    f = groups[k]
+                    for j in range(int(vec_from[k]), ends[k]):
+                        tracks[k].add(event(j), objs[f])
+                    python_rows += ends[k] - int(vec_from[k])
+            if vec.any():
+                self._tcp_vectorized(vec, d, gpos, groups, tracks, objs, base, idx, event)
+        self.feed.stats.tcp_python += python_rows
+
+    def _tcp_vectorized(
+        self,
+        vec: np.ndarray,
+        d: np.ndarray,
+        gpos: np.ndarray,
+        groups: list[int],
+        tracks: list[TcpTrack],
+        objs: dict[int, FlowFacts],
+        base: np.ndarray,
+        idx: np.ndarray,
+        event: object,
+    ) -> None:
+        """Flows whose data all goes over the path of their one run, head complete (see the module doc)."""
+        feed = self.feed
+        rows = np.flatnonzero(vec)
+        gp = gpos[rows]
+        dv = d[rows]
+        # running maximum of the offsets within each flow, exclusive, starting at 0 (the flow's next)
+        lift = gp.astype(_I64) << 33
+        incl = np.maximum.accumulate(np.maximum(dv, 0) + lift)
+        excl = np.empty_like(incl)
+        excl[0] = lift[0]
+        excl[1:] = incl[:-1]
+        first = np.ones(rows.shape[0], dtype=bool)
+        first[1:] = gp[1:] != gp[:-1]
+        excl = np.where(first, lift, np.maximum(excl, lift)) - lift
+        new = dv > excl
+        pid = self.pid[idx[rows]]
+        size = self.c["i_size"][idx[rows]]
+        npaths = len(feed._pkeys)
+        nb = len(SIZE_BINS)
+        bins = np.searchsorted(_SIZE_EDGES, size, side="right") - 1
+        # per path: new-data bins and maxima, retransmissions carried
+        if new.any():
+            hist = np.bincount(pid[new] * nb + bins[new], minlength=npaths * nb).reshape(npaths, nb)
+            nmax = np.zeros(npaths, dtype=_I64)
+            np.maximum.at(nmax, pid[new], size[new])
+            for q in np.unique(pid[new]).tolist():
+                pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
+                row = hist[q].tolist()
+                pf.new_bins = [a + b for a, b in zip(pf.new_bins, row, strict=True)]
+                pf.new_max = max(pf.new_max, int(nmax[q]))
+        ends = np.zeros(len(groups), dtype=_I64)
+        np.maximum.at(ends, gp, np.maximum(dv, 0))
+        gl = np.unique(gp).tolist()
+        for k in gl:
+            tracks[k].next = int((int(base[k]) + int(ends[k])) & _M32)
+        retx = ~new
+        if not retx.any():
+            return
+        here = np.bincount(pid[retx], minlength=npaths).tolist()
+        for q in np.unique(pid[retx]).tolist():
+            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_here += here[q]
+        # retransmissions wait in pending until it holds HEAD; later ones are blamed at once (overflow)
+        r_rows = np.flatnonzero(retx)
+        r_gp = gp[r_rows]
+        m = r_rows.shape[0]
+        st = np.ones(m, dtype=bool)
+        st[1:] = r_gp[1:] != r_gp[:-1]
+        p = np.arange(m)
+        rank = p - np.maximum.accumulate(np.where(st, p, 0))
+        room = np.array([HEAD - len(t.pending) for t in tracks], dtype=_I64)
+        waits = rank < room[r_gp]
+        ev_of = event  # TcpEvent builder over the flow-sorted rows
+        for i in rows[r_rows[waits]].tolist():
+            k = int(gpos[i])
+            tracks[k].pending.append(ev_of(i))  # type: ignore[operator]
+        blamed = ~waits
+        if not blamed.any():
+            return
+        b_rows = r_rows[blamed]
+        b_gp = gp[b_rows]
+        over = np.bincount(b_gp, minlength=len(groups)).tolist()
+        for k in np.unique(b_gp).tolist():
+            tracks[k].overflow += over[k]
+        b_pid = pid[b_rows]
+        hist = np.bincount(b_pid * nb + bins[b_rows], minlength=npaths * nb).reshape(npaths, nb)
+        small = np.full(npaths, _BIG, dtype=_I64)
+        np.minimum.at(small, b_pid, size[b_rows])
+        for q in np.unique(b_pid).tolist():
+            pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
+            pf.retx_bins = [a + b for a, b in zip(pf.retx_bins, hist[q].tolist(), strict=True)]
+            pf.retx_min_size = min(pf.retx_min_size, int(small[q]))
+        # evidence: the first 8 blamed retransmissions of each path
+        fi = idx[rows[b_rows]]
+        sel = np.zeros(self.ts.shape[0], dtype=bool)
+        sel[fi] = True
+        gs, ii = self.tops(self.pid, sel, 8)
+        for q, i in zip(gs, ii, strict=True):
+            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_ev.add(self.ev(i))
+
+
+__all__ = ["BLOCK", "COLUMNS", "FactsFeed", "FeedStats", "Inner", "extra_columns", "fast_columns", "fingerprints"]
