@@ -31,6 +31,7 @@ there) or on a 64-bit key collision.  The result equals the scalar collector's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,7 @@ from ipsotrace.findings.collect import (
     PathKey,
     TcpEvent,
     TcpTrack,
+    Top,
     TunnelFacts,
     TunnelKey,
 )
@@ -129,6 +131,22 @@ class FeedStats:
     tcp_python: int = 0  # TCP data segments through TcpTrack.add (heads, pending, multi-path flows)
 
 
+def group_order(g: np.ndarray) -> np.ndarray:
+    """Stable argsort of group numbers (a radix sort when they fit 16 bits: the common case)."""
+    if g.shape[0] and int(g.max()) < 65536:
+        return np.argsort(g.astype(np.uint16), kind="stable")
+    return np.argsort(g, kind="stable")
+
+
+def _ranks(gs: np.ndarray) -> np.ndarray:
+    """Position of each row within its run of equal (sorted) group numbers."""
+    m = gs.shape[0]
+    start = np.ones(m, dtype=bool)
+    start[1:] = gs[1:] != gs[:-1]
+    pos = np.arange(m)
+    return pos - np.maximum.accumulate(np.where(start, pos, 0))
+
+
 class _Candidates:
     """Rows of a block that may enter a Top, grouped: the first ``n`` of each group in Top order."""
 
@@ -140,28 +158,42 @@ class _Candidates:
         if idx.shape[0] == 0:
             return [], []
         gi = g[idx]
-        if key is not None:
-            # only rows with their group's smallest key can be among its first n, unless fewer than n have it
-            k = key[idx]
-            low = np.full(int(gi.max()) + 1, _BIG, dtype=_I64)
-            np.minimum.at(low, gi, k)
-            at_low = k == low[gi]
-            cnt = np.bincount(gi[at_low], minlength=low.shape[0])
-            keep = at_low | (cnt[gi] < n)
-            idx, gi, k = idx[keep], gi[keep], k[keep]
-            order = np.lexsort((frame[idx], ts[idx], k, gi))
-        elif mono:
-            order = np.argsort(gi, kind="stable")  # capture order is Top order within a group
-        else:
-            order = np.lexsort((frame[idx], ts[idx], gi))
-        idx, gs = idx[order], gi[order]
-        m = gs.shape[0]
-        start = np.ones(m, dtype=bool)
-        start[1:] = gs[1:] != gs[:-1]
-        pos = np.arange(m)
-        rank = pos - np.maximum.accumulate(np.where(start, pos, 0))
-        take = rank < n
-        return gs[take].tolist(), idx[take].tolist()
+        if not mono:
+            keys = (frame[idx], ts[idx], gi) if key is None else (frame[idx], ts[idx], key[idx], gi)
+            order = np.lexsort(keys)
+            gs = gi[order]
+            take = _ranks(gs) < n
+            return gs[take].tolist(), idx[order][take].tolist()
+        if key is None:
+            order = group_order(gi)  # capture order is Top order within a group
+            gs = gi[order]
+            take = _ranks(gs) < n
+            return gs[take].tolist(), idx[order][take].tolist()
+        # keyed: only rows with their group's smallest key can be first, unless fewer than n have it
+        k = key[idx]
+        low = np.full(int(gi.max()) + 1, _BIG, dtype=_I64)
+        np.minimum.at(low, gi, k)
+        at_low = k == low[gi]
+        cnt = np.bincount(gi[at_low], minlength=low.shape[0])
+        enough = cnt[gi] >= n
+        out_g: list[int] = []
+        out_i: list[int] = []
+        a = at_low & enough
+        if a.any():
+            ia, ga = idx[a], gi[a]
+            order = group_order(ga)
+            gs = ga[order]
+            take = _ranks(gs) < n
+            out_g, out_i = gs[take].tolist(), ia[order][take].tolist()
+        if not enough.all():
+            b = ~enough
+            ib, gb = idx[b], gi[b]
+            order = np.lexsort((frame[ib], ts[ib], k[b], gb))
+            gs = gb[order]
+            take = _ranks(gs) < n
+            out_g += gs[take].tolist()
+            out_i += ib[order][take].tolist()
+        return out_g, out_i
 
 
 class FactsFeed:
@@ -182,6 +214,7 @@ class FactsFeed:
         self._fid: dict[FlowKey, int] = {}
         self._tid: dict[TunnelKey, int] = {}
         self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
+        self._max_ts = -(1 << 63)  # latest capture time of the rows processed so far
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -303,6 +336,10 @@ class _Block:
         ts = self.ts
         self.mono = bool(ts.shape[0] < 2 or (ts[1:] >= ts[:-1]).all())
         self.source = feed.coll.source
+        #: every row's evidence sorts after all evidence kept so far: a full Top takes no equal key
+        self.after = self.mono and ts.shape[0] > 0 and int(ts[0]) > feed._max_ts
+        if ts.shape[0]:
+            feed._max_ts = max(feed._max_ts, int(ts.max()))
 
     def ev(self, i: int) -> Ev:
         return (int(self.ts[i]), self.source, int(self.frame[i]))
@@ -312,10 +349,33 @@ class _Block:
     ) -> tuple[list[int], list[int]]:
         return _Candidates.pick(g, sel, n, self.ts, self.frame, key, self.mono)
 
+    def open_tops(self, g: np.ndarray, tops: dict[int, Top[Any]], key: np.ndarray | None = None) -> np.ndarray:
+        """Rows that could still enter their group's Top (a cheap pre-selection; ``Top.add`` decides)."""
+        limit = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
+        strict = int(self.after)
+        for k, top in tops.items():
+            items = top.items
+            if len(items) >= top.n:
+                if key is None:
+                    limit[k] = -_BIG if self.after else _BIG
+                else:
+                    limit[k] = items[-1][0] - strict
+        if key is None:
+            return limit[g] > -_BIG
+        return key <= limit[g]
+
     def firsts(self, g: np.ndarray, sel: np.ndarray) -> dict[int, int]:
-        """Group → row of its earliest packet (capture order of first appearance kept)."""
-        gs, idx = self.tops(g, sel, 1)
-        return dict(zip(gs, idx, strict=True))
+        """Group → row of its earliest packet, in order of first appearance."""
+        if not self.mono:
+            gs, idx = self.tops(g, sel, 1)
+            return dict(sorted(zip(gs, idx, strict=True), key=lambda kv: kv[1]))
+        rows = np.flatnonzero(sel)
+        first = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
+        np.minimum.at(first, g[rows], rows)
+        present = np.flatnonzero(first < _BIG)
+        fr = first[present]
+        order = np.argsort(fr)
+        return dict(zip(present[order].tolist(), fr[order].tolist(), strict=True))
 
     def run(self) -> None:
         c = self.c
@@ -333,7 +393,7 @@ class _Block:
         first = self.firsts(g, everything)
         objs: dict[int, TunnelFacts] = {}
         # new tunnels enter the dict in order of their first row, as one pass inserts them
-        for t in sorted(first, key=first.__getitem__):
+        for t in first:
             key = feed._tkeys[t]
             ev = self.ev(first[t])
             obj = facts.tunnels.get(key)
@@ -348,7 +408,9 @@ class _Block:
             obj.packets += packets[t]
         offload = c["offload"] != 0
         o_size, i_size = c["o_size"], c["i_size"]
-        gs, idx = self.tops(g, ~offload & (c["o_ttl"] >= 0), 3, -o_size)
+        outer = ~offload & (c["o_ttl"] >= 0)
+        outer &= self.open_tops(g, {t: o.outer_top for t, o in objs.items()}, -o_size)
+        gs, idx = self.tops(g, outer, 3, -o_size)
         for t, i in zip(gs, idx, strict=True):
             objs[t].outer_top.add((-int(o_size[i]), self.ev(i)))
         oh_rows = ip & ~offload & (o_size > i_size)
@@ -416,7 +478,7 @@ class _Block:
         facts = feed.coll.result
         first = self.firsts(g, ip)
         objs: dict[int, FlowFacts] = {}
-        for f in sorted(first, key=first.__getitem__):
+        for f in first:
             key = feed._fkeys[f]
             ev = self.ev(first[f])
             obj = facts.flows.get(key)
@@ -434,7 +496,7 @@ class _Block:
         pfirst = self.firsts(p, ip)
         pcount = np.bincount(p[ip], minlength=len(feed._pkeys)).tolist()
         p_flow = feed._p_flow
-        for q in sorted(pfirst, key=pfirst.__getitem__):
+        for q in pfirst:
             ev = self.ev(pfirst[q])
             pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
             if ev < pf.first:
@@ -448,11 +510,13 @@ class _Block:
             hi = np.zeros(size, dtype=_I64)
             np.maximum.at(hi, g[df], i_size[df])
             hi_l = hi.tolist()
-            gs, idx = self.tops(g, df, 5, -i_size)
-            for f, i in zip(gs, idx, strict=True):
+            for f in np.unique(g[df]).tolist():
                 obj = objs[f]
                 obj.df_max = max(obj.df_max, hi_l[f])
-                obj.df_top.add((-int(i_size[i]), self.ev(i)))
+            df &= self.open_tops(g, {f: o.df_top for f, o in objs.items()}, -i_size)
+            gs, idx = self.tops(g, df, 5, -i_size)
+            for f, i in zip(gs, idx, strict=True):
+                objs[f].df_top.add((-int(i_size[i]), self.ev(i)))
         i_ecn = c["i_ecn"]
         ce = ip & (c["o_ttl"] >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (c["o_ecn"] == 3)
         if ce.any():
@@ -506,7 +570,7 @@ class _Block:
         """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized)."""
         idx = np.flatnonzero(sel)
         gi = self.fid[idx]
-        order = np.argsort(gi, kind="stable")
+        order = group_order(gi)
         idx, gs = idx[order], gi[order]
         m = gs.shape[0]
         pos = np.arange(m)
@@ -522,70 +586,92 @@ class _Block:
         r_fp = np.zeros((ng, DUP_WINDOW), dtype=_U64)
         r_ttl = np.zeros((ng, DUP_WINDOW), dtype=_I64)
         r_ts = np.zeros((ng, DUP_WINDOW), dtype=_I64)
-        r_len = np.zeros(ng, dtype=_I64)
-        h0 = np.zeros(ng, dtype=_I64)
-        for k, f in enumerate(groups):
-            d = objs[f].dup
-            h0[k] = len(d.head)
-            ring = d.ring
-            if ring:
-                r_len[k] = len(ring)
-                r_fp[k, DUP_WINDOW - len(ring) :] = [e[0] for e in ring]
-                r_ttl[k, DUP_WINDOW - len(ring) :] = [e[1] for e in ring]
-                r_ts[k, DUP_WINDOW - len(ring) :] = [e[2] for e in ring]
+        rings = [objs[f].dup for f in groups]
+        h0 = np.array([len(d.head) for d in rings], dtype=_I64)
+        r_len = np.array([len(d.ring) for d in rings], dtype=_I64)
+        flat = [e for d in rings for e in d.ring]
+        if flat:
+            fr = np.repeat(np.arange(ng), r_len)
+            fc = np.arange(len(flat)) + np.repeat(DUP_WINDOW - np.cumsum(r_len), r_len)  # right-aligned
+            e_fp, e_ttl, e_ts = zip(*flat, strict=True)
+            r_fp[fr, fc] = np.array(e_fp, dtype=_U64)
+            r_ttl[fr, fc] = e_ttl
+            r_ts[fr, fc] = e_ts
         fp = self.c["fp"][idx].view(_U64)
         ttl = self.c["i_ttl"][idx]
         ts = self.ts[idx]
         in_head = (h0[gpos] + rank) < DUP_WINDOW
-        found = np.zeros(m, dtype=bool)
-        match_ttl = np.zeros(m, dtype=_I64)
         check = ~in_head
-        for back in range(DUP_WINDOW, 0, -1):  # the ring's oldest packet first, as DupTrack looks
-            in_block = rank >= back
-            j = np.maximum(pos - back, 0)
-            col = DUP_WINDOW - (back - rank)  # ring column when the look-back reaches before the block
-            in_ring = ~in_block & (back - rank <= r_len[gpos])
-            colc = np.clip(col, 0, DUP_WINDOW - 1)
-            c_fp = np.where(in_block, fp[j], r_fp[gpos, colc])
-            c_ttl = np.where(in_block, ttl[j], r_ttl[gpos, colc])
-            c_ts = np.where(in_block, ts[j], r_ts[gpos, colc])
-            age = ts - c_ts
-            hit = check & ~found & (in_block | in_ring) & (c_fp == fp) & (age >= 0) & (age <= DUP_NS)
-            found |= hit
-            match_ttl = np.where(hit, c_ttl, match_ttl)
+        # look-backs inside the block: equal fingerprints are rare, the rest is checked on them only
+        hit_back = np.zeros(m, dtype=_I64)  # the oldest matching look-back (DupTrack scans oldest first)
+        match_ttl = np.zeros(m, dtype=_I64)
+        for back in range(1, DUP_WINDOW + 1):
+            if m <= back:
+                break
+            same = np.flatnonzero((fp[back:] == fp[:-back]) & (rank[back:] >= back)) + back
+            if same.shape[0]:
+                age = ts[same] - ts[same - back]
+                ok = check[same] & (age >= 0) & (age <= DUP_NS)
+                same = same[ok]
+                hit_back[same] = back
+                match_ttl[same] = ttl[same - back]
+        # look-backs reaching into the flow's ring: only a flow's first rows of the block
+        early = np.flatnonzero(check & (rank < DUP_WINDOW) & (r_len[gpos] > 0))
+        for back in range(1, DUP_WINDOW + 1):
+            e = early[(rank[early] < back) & (back - rank[early] <= r_len[gpos[early]])]
+            if e.shape[0] == 0:
+                continue
+            gp, col = gpos[e], DUP_WINDOW - (back - rank[e])
+            age = ts[e] - r_ts[gp, col]
+            ok = (r_fp[gp, col] == fp[e]) & (age >= 0) & (age <= DUP_NS)
+            e = e[ok]
+            hit_back[e] = back
+            match_ttl[e] = r_ttl[gp[ok], col[ok]]
+        found = hit_back > 0
         loops = found & (ttl >= 0) & (ttl < match_ttl)
         size = len(self.feed._fkeys)
         dups = np.bincount(gs[found], minlength=size).tolist()
         nloops = np.bincount(gs[loops], minlength=size).tolist()
-        fp_l, ttl_l, ts_l = fp.tolist(), ttl.tolist(), ts.tolist()
-        frame_l = self.frame[idx].tolist()
-        ends = [*starts.tolist()[1:], m]
-        head_rows = np.flatnonzero(in_head).tolist()
+        frame = self.frame[idx]
         source = self.source
-        for i in head_rows:
-            objs[int(gs[i])].dup.head.append((fp_l[i], ttl_l[i], (ts_l[i], source, frame_l[i])))
+        # Python tuples only for the head rows and each flow's last 8 rows (its new ring)
+        head_rows = np.flatnonzero(in_head)
+        for f, a, b, t, fr in zip(
+            gs[head_rows].tolist(),
+            fp[head_rows].tolist(),
+            ttl[head_rows].tolist(),
+            ts[head_rows].tolist(),
+            frame[head_rows].tolist(),
+            strict=True,
+        ):
+            objs[f].dup.head.append((a, b, (t, source, fr)))
+        ends = np.empty(ng, dtype=_I64)
+        ends[:-1] = starts[1:]
+        ends[-1] = m
+        tail_rows = np.flatnonzero(rank >= (ends - starts - DUP_WINDOW)[gpos])  # each flow's last 8 rows
+        tails = list(zip(fp[tail_rows].tolist(), ttl[tail_rows].tolist(), ts[tail_rows].tolist(), strict=True))
+        t_end = np.cumsum(np.minimum(ends - starts, DUP_WINDOW)).tolist()  # tail rows are grouped in order
+        t_lo = 0
         for k, f in enumerate(groups):
-            d = objs[f].dup
-            lo, hi = starts[k], ends[k]
-            tail = [(fp_l[i], ttl_l[i], ts_l[i]) for i in range(max(lo, hi - DUP_WINDOW), hi)]
-            if len(tail) < DUP_WINDOW:
-                tail = d.ring[len(d.ring) - (DUP_WINDOW - len(tail)) :] + tail if d.ring else tail
+            d = rings[k]
+            tail = tails[t_lo : t_end[k]]
+            t_lo = t_end[k]
+            if len(tail) < DUP_WINDOW and d.ring:
+                tail = d.ring[max(0, len(d.ring) - (DUP_WINDOW - len(tail))) :] + tail
             d.ring = tail
             d.duplicates += dups[f]
             d.loops += nloops[f]
         if found.any():
-            sub = np.zeros(m, dtype=bool)
-            sub[found] = True
-            tg, ti = _Candidates.pick(gs, sub, 8, ts, self.frame[idx], None, self.mono)
+            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
             for f, i in zip(tg, ti, strict=True):
-                objs[f].dup.ev.add((ts_l[i], source, frame_l[i]))
+                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
 
     # -- TCP ---------------------------------------------------------------------------------------------
     def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
         feed, c = self.feed, self.c
         idx = np.flatnonzero(sel)
         gi = self.fid[idx]
-        order = np.argsort(gi, kind="stable")
+        order = group_order(gi)
         idx, gs = idx[order], gi[order]
         m = gs.shape[0]
         pos = np.arange(m)
@@ -594,17 +680,21 @@ class _Block:
         starts = np.flatnonzero(start).tolist()
         ends = [*starts[1:], m]
         groups = gs[starts].tolist()
-        seq_l = c["tcp_seq"][idx].tolist()
-        len_l = c["tcp_len"][idx].tolist()
-        size_l = c["i_size"][idx].tolist()
+        seq_a, len_a, size_a = c["tcp_seq"][idx], c["tcp_len"][idx], c["i_size"][idx]
         pid = self.pid[idx]
-        pid_l = pid.tolist()
-        ts_l, frame_l = self.ts[idx].tolist(), self.frame[idx].tolist()
+        ts_a, frame_a = self.ts[idx], self.frame[idx]
         source = self.source
         pkeys = feed._pkeys
 
         def event(i: int) -> TcpEvent:
-            return TcpEvent(seq_l[i], len_l[i], size_l[i], pkeys[pid_l[i]], (ts_l[i], source, frame_l[i]))
+            # only for the segments that go through TcpTrack.add or wait in pending: numpy scalars → int
+            return TcpEvent(
+                int(seq_a[i]),
+                int(len_a[i]),
+                int(size_a[i]),
+                pkeys[int(pid[i])],
+                (int(ts_a[i]), source, int(frame_a[i])),
+            )
 
         # first pass, per flow: the head (held back) one segment at a time, then the state the rest starts from
         vec_from = np.full(len(groups), -1, dtype=_I64)  # first row of the vectorized rest; -1: none
