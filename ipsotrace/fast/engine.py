@@ -81,7 +81,7 @@ class FastAnalyzer:
         self.applier = A.Applier(self.encaps)
         self.acc = A.Accumulator()
         #: the findings' collector, fed the same packets in capture order (None: aggregates only)
-        self.facts = None if collector is None else FactsFeed(collector, self.encaps)
+        self.facts = None if collector is None else FactsFeed(collector, self.encaps, corr.result.last_ns)
         self.stats = EngineStats()
         self._row = 0  # rows numbered across the whole input: capture order
         self._source = ""
@@ -233,8 +233,7 @@ class FastAnalyzer:
                 agg.bytes -= wirelen
                 pv = corr.add(pkt)
                 if self.facts is not None:
-                    self.facts.flush()
-                    self.facts.coll.add(pkt, pv)
+                    self.facts.add_packet(pkt, pv)
                 self.stats.scalar_packets += 1
                 continue
             self.stats.scalar_rows += 1

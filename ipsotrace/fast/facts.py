@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ipsotrace.correlate.aggregates import SIZE_BINS
-from ipsotrace.correlate.extract import Inner
+from ipsotrace.correlate.extract import View
 from ipsotrace.fast import aggregate as A
 from ipsotrace.findings.collect import (
     DUP_NS,
@@ -57,6 +57,7 @@ from ipsotrace.findings.collect import (
     TunnelFacts,
     TunnelKey,
 )
+from ipsotrace.records import Packet
 
 _I64 = np.int64
 _U64 = np.uint64
@@ -199,7 +200,8 @@ class _Candidates:
 class FactsFeed:
     """Feeds a :class:`Collector` from fast-path rows, in capture order (``row`` orders them)."""
 
-    def __init__(self, coll: Collector, encaps: list[str]) -> None:
+    def __init__(self, coll: Collector, encaps: list[str], latest_ns: int | None = None) -> None:
+        """``latest_ns``: the latest capture time the collector has seen (None: nothing yet)."""
         self.coll = coll
         self.encaps = encaps  # the engine's encapsulation names (grows with it)
         self.stats = FeedStats()
@@ -214,7 +216,7 @@ class FactsFeed:
         self._fid: dict[FlowKey, int] = {}
         self._tid: dict[TunnelKey, int] = {}
         self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
-        self._max_ts = -(1 << 63)  # latest capture time of the rows processed so far
+        self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -227,6 +229,12 @@ class FactsFeed:
         if n:
             self._buf.append({k: cols[k] for k in COLUMNS})
             self._buffered += n
+
+    def add_packet(self, pkt: Packet, v: View) -> None:
+        """A packet rows cannot carry: after everything before it, through the scalar collector."""
+        self.flush()
+        self.coll.add(pkt, v)
+        self._max_ts = max(self._max_ts, pkt.ts_ns)
 
     def full(self) -> bool:
         return self._buffered >= BLOCK
@@ -835,4 +843,4 @@ class _Block:
             objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_ev.add(self.ev(i))
 
 
-__all__ = ["BLOCK", "COLUMNS", "FactsFeed", "FeedStats", "Inner", "extra_columns", "fast_columns", "fingerprints"]
+__all__ = ["BLOCK", "COLUMNS", "FactsFeed", "FeedStats", "extra_columns", "fast_columns", "fingerprints"]
