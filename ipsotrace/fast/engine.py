@@ -224,8 +224,7 @@ class FastAnalyzer:
                 # fold in everything before this packet, then let the correlator take it (it
                 # counts the packet itself, so the sub-batch's totals leave it out)
                 upto = int(np.searchsorted(fast_rows, r))
-                self._rows({k: a[done:upto] for k, a in fast.items()})
-                self._extra(extra)
+                self._fold({k: a[done:upto] for k, a in fast.items()}, extra)
                 extra = []
                 done = upto
                 self.flush(source)
@@ -256,18 +255,40 @@ class FastAnalyzer:
                 continue
             row.update(row=r, ts=ts, frame=frame, wirelen=wirelen)
             extra.append(row)
-        self._rows({k: a[done:] for k, a in fast.items()} if done else fast)
-        self._extra(extra)
+        self._fold({k: a[done:] for k, a in fast.items()} if done else fast, extra)
 
-    def _extra(self, extra: list[dict[str, int]]) -> None:
-        if extra:
-            self._rows({k: np.array([e[k] for e in extra], dtype=_I64) for k in (*A.ROW, "wirelen")})
+    def _fold(self, fast: dict[str, np.ndarray], extra: list[dict[str, int]]) -> None:
+        """Fast rows and rows of scalar-decoded packets, merged in capture order."""
+        if not extra:
+            self._rows(fast)
+            return
+        names = (*A.ROW, "wirelen")
+        cols = {k: np.concatenate([fast[k], np.array([e[k] for e in extra], dtype=_I64)]) for k in names}
+        order = np.argsort(cols["row"], kind="stable")
+        self._rows({k: v[order] for k, v in cols.items()})
+
+    def _cap_pressure(self, cols: dict[str, np.ndarray]) -> bool:
+        """New flows or tunnels of these rows might pass a cap: evictions then follow packet order."""
+        agg = self.corr.result
+        n = int(cols["row"].shape[0]) + len(self.acc)
+        if len(agg.flows) + n <= agg.max_flows and len(agg.tunnels) + n <= agg.max_tunnels:
+            return False  # the common case: far from the caps
+        self.flush(self._source)
+        flows = np.unique(A.key_hashes(cols, A.FLOW_KEY)).shape[0]
+        tunnels = np.unique(A.key_hashes(cols, A.TUNNEL_KEY)).shape[0]
+        return len(agg.flows) + flows > agg.max_flows or len(agg.tunnels) + tunnels > agg.max_tunnels
 
     def _rows(self, cols: dict[str, np.ndarray]) -> None:
         """Fold rows of tunnelled packets (in capture order) into the accumulator."""
         if cols["row"].shape[0] == 0:
             return
         cols["row"] = cols["row"] + self._row
+        if self._cap_pressure(cols):
+            # exact per-packet eviction: these rows go through the correlator one by one
+            self._one_by_one(cols)
+            if self.facts is not None:
+                self.facts.add(cols)
+            return
         try:
             self.acc.add(cols)
         except A.HashCollision:
