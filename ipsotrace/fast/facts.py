@@ -682,13 +682,17 @@ class _Block:
         order = group_order(gi)
         idx, gs = idx[order], gi[order]
         m = gs.shape[0]
-        pos = np.arange(m)
         start = np.ones(m, dtype=bool)
         start[1:] = gs[1:] != gs[:-1]
-        starts = np.flatnonzero(start).tolist()
+        starts_a = np.flatnonzero(start)
+        starts = starts_a.tolist()
         ends = [*starts[1:], m]
-        groups = gs[starts].tolist()
+        groups = gs[starts_a].tolist()
+        ng = len(groups)
+        gpos = np.cumsum(start) - 1
+        rank = _ranks(gs)
         seq_a, len_a, size_a = c["tcp_seq"][idx], c["tcp_len"][idx], c["i_size"][idx]
+        end_a = (seq_a + len_a) & _M32
         pid = self.pid[idx]
         ts_a, frame_a = self.ts[idx], self.frame[idx]
         source = self.source
@@ -704,57 +708,87 @@ class _Block:
                 (int(ts_a[i]), source, int(frame_a[i])),
             )
 
-        # first pass, per flow: the head (held back) one segment at a time, then the state the rest starts from
-        vec_from = np.full(len(groups), -1, dtype=_I64)  # first row of the vectorized rest; -1: none
-        base = np.zeros(len(groups), dtype=_I64)
-        last_pid = np.full(len(groups), -1, dtype=_I64)
-        python_rows = 0
+        # per flow: the state this block starts from
         tracks: list[TcpTrack] = []
+        room = np.zeros(ng, dtype=_I64)  # head slots left (0: the head is complete)
+        fresh = np.zeros(ng, dtype=bool)  # no data yet
+        simple = np.zeros(ng, dtype=bool)  # no data yet, or one run: what the vectorized way carries
+        base = np.zeros(ng, dtype=_I64)
+        path0 = np.full(ng, -2, dtype=_I64)
         for k, f in enumerate(groups):
             ff = objs[f]
             tr = ff.tcp
             if tr is None:
                 ff.tcp = tr = TcpTrack()
             tracks.append(tr)
-            lo, hi = starts[k], ends[k]
-            i = lo
-            while i < hi and tr.head_state is None:
-                tr.add(event(i), ff)
-                i += 1
-            python_rows += i - lo
-            if i < hi and tr.runs_total == 1 and len(tr.runs) == 1 and tr.next is not None and tr.last is not None:
-                vec_from[k] = i
+            if tr.head_state is None:
+                room[k] = HEAD - len(tr.head)
+            if tr.next is None and tr.runs_total == 0:
+                fresh[k] = simple[k] = True
+            elif tr.runs_total == 1 and len(tr.runs) == 1 and tr.next is not None and tr.last is not None:
+                simple[k] = True
                 base[k] = tr.next
-                last_pid[k] = feed._pid.get((f, tr.last), -2)  # a path only one-by-one rows saw: no match
-            elif i < hi:
-                for j in range(i, hi):
-                    tr.add(event(j), ff)
-                python_rows += hi - i
-        gpos = np.cumsum(start) - 1
-        cand = vec_from[gpos]
-        vec = (cand >= 0) & (pos >= cand)
-        if vec.any():
-            seq = c["tcp_seq"][idx]
-            end = (seq + c["tcp_len"][idx]) & _M32
-            d = ((end - base[gpos] + (1 << 31)) & _M32) - (1 << 31)  # signed offset from the flow's next
-            bad = vec & ((pid != last_pid[gpos]) | (np.abs(d) >= _SERIAL_SPAN))
-            if bad.any():
-                # another path, or a sequence jump: this flow's rest goes one segment at a time
-                bad_groups = np.unique(gpos[bad])
-                vec &= ~np.isin(gpos, bad_groups)
-                for k in bad_groups.tolist():
-                    f = groups[k]
-                    for j in range(int(vec_from[k]), ends[k]):
-                        tracks[k].add(event(j), objs[f])
-                    python_rows += ends[k] - int(vec_from[k])
-            if vec.any():
-                self._tcp_vectorized(vec, d, gpos, groups, tracks, objs, base, idx, event)
+                path0[k] = feed._pid.get((f, tr.last), -2)  # a path only one-by-one rows saw: no match
+        # a flow's first segment is new data: its end is where the flow stands, its path the run's
+        base = np.where(fresh, end_a[starts_a], base)
+        path0 = np.where(fresh, pid[starts_a], path0)
+        d = ((end_a - base[gpos] + (1 << 31)) & _M32) - (1 << 31)  # signed offset from where the flow stood
+        off = (pid != path0[gpos]) | (np.abs(d) >= _SERIAL_SPAN)
+        fast = simple & (np.bincount(gpos[off], minlength=ng) == 0)
+        # the rest (another path, a sequence jump, several runs): one segment at a time
+        python_rows = 0
+        for k in np.flatnonzero(~fast).tolist():
+            tr, ff = tracks[k], objs[groups[k]]
+            for j in range(starts[k], ends[k]):
+                tr.add(event(j), ff)
+            python_rows += ends[k] - starts[k]
         self.feed.stats.tcp_python += python_rows
+        if not fast.any():
+            return
+        fast_row = fast[gpos]
+        head_row = fast_row & (rank < room[gpos])
+        m0 = np.zeros(ng, dtype=_I64)  # the highest offset the head reached (0: where the flow stood)
+        hrows = np.flatnonzero(head_row)
+        if hrows.shape[0]:
+            # held back: the events are kept as they are, the state is what TcpTrack.add would leave
+            np.maximum.at(m0, gpos[hrows], np.maximum(d[hrows], 0))
+            evs = [
+                TcpEvent(q, n, z, pkeys[p], (t, source, fr))
+                for q, n, z, p, t, fr in zip(
+                    seq_a[hrows].tolist(),
+                    len_a[hrows].tolist(),
+                    size_a[hrows].tolist(),
+                    pid[hrows].tolist(),
+                    ts_a[hrows].tolist(),
+                    frame_a[hrows].tolist(),
+                    strict=True,
+                )
+            ]
+            counts = np.bincount(gpos[hrows], minlength=ng)
+            lo = 0
+            for k in np.flatnonzero(counts).tolist():
+                n = int(counts[k])
+                part = evs[lo : lo + n]
+                lo += n
+                tr = tracks[k]
+                if fresh[k]:
+                    first = part[0]
+                    tr.runs = [(first.seq, first.path)]
+                    tr.runs_total = 1
+                    tr.first_path = tr.last = first.path
+                tr.head.extend(part)
+                tr.next = (int(base[k]) + int(m0[k])) & _M32
+                if len(tr.head) == HEAD:
+                    tr.head_state = tr._state()
+        tail = fast_row & ~head_row
+        if tail.any():
+            self._tcp_vectorized(tail, d, m0, gpos, groups, tracks, objs, base, idx, event)
 
     def _tcp_vectorized(
         self,
         vec: np.ndarray,
         d: np.ndarray,
+        m0: np.ndarray,
         gpos: np.ndarray,
         groups: list[int],
         tracks: list[TcpTrack],
@@ -768,15 +802,15 @@ class _Block:
         rows = np.flatnonzero(vec)
         gp = gpos[rows]
         dv = d[rows]
-        # running maximum of the offsets within each flow, exclusive, starting at 0 (the flow's next)
+        # running maximum of the offsets within each flow, exclusive, from where the head left it (m0)
         lift = gp.astype(_I64) << 33
-        incl = np.maximum.accumulate(np.maximum(dv, 0) + lift)
-        excl = np.empty_like(incl)
-        excl[0] = lift[0]
-        excl[1:] = incl[:-1]
+        start = m0[gp]
+        incl = np.maximum.accumulate(np.maximum(dv, start) + lift) - lift
         first = np.ones(rows.shape[0], dtype=bool)
         first[1:] = gp[1:] != gp[:-1]
-        excl = np.where(first, lift, np.maximum(excl, lift)) - lift
+        excl = np.empty_like(incl)
+        excl[1:] = incl[:-1]
+        excl = np.where(first, start, excl)
         new = dv > excl
         pid = self.pid[idx[rows]]
         size = self.c["i_size"][idx[rows]]
@@ -793,8 +827,8 @@ class _Block:
                 row = hist[q].tolist()
                 pf.new_bins = [a + b for a, b in zip(pf.new_bins, row, strict=True)]
                 pf.new_max = max(pf.new_max, int(nmax[q]))
-        ends = np.zeros(len(groups), dtype=_I64)
-        np.maximum.at(ends, gp, np.maximum(dv, 0))
+        ends = m0.copy()
+        np.maximum.at(ends, gp, dv)
         gl = np.unique(gp).tolist()
         for k in gl:
             tracks[k].next = int((int(base[k]) + int(ends[k])) & _M32)
