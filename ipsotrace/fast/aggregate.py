@@ -462,6 +462,7 @@ class Accumulator:
         names = tuple(words)
         fp = key_hashes(words, names)
         chk = key_checks(words, names)
+        cols["key_hash"], cols["key_check"] = fp, chk  # the findings' feed numbers the same keys
         gid = self.groups.lookup(fp)
         new = gid < 0
         # every check happens before anything changes: on a collision the caller can replay the

@@ -66,8 +66,12 @@ _SIZE_EDGES = np.array(SIZE_BINS, dtype=_I64)
 _BIG = 1 << 62
 #: rows buffered before a block is processed (Python work is per flow and block: bigger is cheaper)
 BLOCK = 1 << 18
-#: the columns the feed keeps of each row
+#: the columns of a row (all, for a block that goes one by one) and those a vectorized block reads
 COLUMNS = (*(c for c in A.ROW if c != "row"), "row")
+BLOCK_COLUMNS = (
+    "row", "ts", "frame", "encap", "o_ttl", "o_dscp", "o_ecn", "o_size", "i_ver", "i_size", "i_df", "i_frag",
+    "i_ttl", "i_dscp", "i_ecn", "tcp_flags", "tcp_seq", "tcp_len", "mss", "fp", "offload", "vxf",
+)  # fmt: skip
 _SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segment at a time
 
 
@@ -205,7 +209,8 @@ class FactsFeed:
         self.coll = coll
         self.encaps = encaps  # the engine's encapsulation names (grows with it)
         self.stats = FeedStats()
-        self._buf: list[dict[str, np.ndarray]] = []
+        self._buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []  # rows and their path groups
+        self._collided = False  # a 64-bit key collision in the buffer: that block goes one by one
         self._buffered = 0
         self._table = A.GroupTable()
         self._pkeys: list[PathKey] = []  # path group → path key, its flow and tunnel
@@ -224,11 +229,21 @@ class FactsFeed:
         self.coll.begin_source(name)
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
-        """Buffer rows (any order within what is buffered; :meth:`flush` sorts by ``row``)."""
+        """Buffer rows (any order within what is buffered; :meth:`flush` sorts by ``row``).
+
+        Their (flow, path) groups are numbered now, while the key columns are in cache; ``cols``
+        is kept as it is (not copied) for the rare block that goes one by one.
+        """
         n = int(cols["row"].shape[0])
-        if n:
-            self._buf.append({k: cols[k] for k in COLUMNS})
-            self._buffered += n
+        if not n:
+            return
+        try:
+            pid = self._paths(cols)
+        except A.HashCollision:
+            pid = np.full(n, -1, dtype=_I64)
+            self._collided = True
+        self._buf.append((cols, pid))
+        self._buffered += n
 
     def add_packet(self, pkt: Packet, v: View) -> None:
         """A packet rows cannot carry: after everything before it, through the scalar collector."""
@@ -244,29 +259,40 @@ class FactsFeed:
         if not self._buf:
             return
         parts, self._buf, self._buffered = self._buf, [], 0
-        c = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
+        collided, self._collided = self._collided, False
+        self.stats.blocks += 1
+        names = COLUMNS if collided else BLOCK_COLUMNS
+        if len(parts) == 1:
+            c, pid = {k: parts[0][0][k] for k in names}, parts[0][1]
+        else:
+            c = {k: np.concatenate([p[0][k] for p in parts]) for k in names}
+            pid = np.concatenate([p[1] for p in parts])
         row = c["row"]
+        self.stats.rows += int(row.shape[0])
         if row.shape[0] > 1 and (row[1:] < row[:-1]).any():
             order = np.argsort(row, kind="stable")
             c = {k: v[order] for k, v in c.items()}
-        self.stats.blocks += 1
-        self.stats.rows += int(row.shape[0])
-        try:
-            pid = self._paths(c)
-        except A.HashCollision:
+            pid = pid[order]
+        if collided:
             self._one_by_one(c)
-            return
-        if self._cap_pressure(c, pid):
-            self._one_by_one(c)
-            return
-        _Block(self, c, pid).run()
+        elif self._cap_pressure(c, pid):
+            self._one_by_one(self._all_columns(parts))
+        else:
+            _Block(self, c, pid).run()
+
+    def _all_columns(self, parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> dict[str, np.ndarray]:
+        c = {k: np.concatenate([p[0][k] for p in parts]) for k in COLUMNS}
+        order = np.argsort(c["row"], kind="stable")
+        return {k: v[order] for k, v in c.items()}
 
     # -- groups --------------------------------------------------------------------------------------------
     def _paths(self, c: dict[str, np.ndarray]) -> np.ndarray:
-        words = A._packed_key(c)
-        names = tuple(words)
-        h = A.key_hashes(words, names)
-        chk = A.key_checks(words, names)
+        h, chk = c.get("key_hash"), c.get("key_check")  # the accumulator's, when it hashed these rows
+        if h is None or chk is None:
+            words = A._packed_key(c)
+            names = tuple(words)
+            h = A.key_hashes(words, names)
+            chk = A.key_checks(words, names)
         pid = self._table.lookup(h)
         new = pid < 0
         if new.any():
