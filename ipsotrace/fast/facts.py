@@ -65,7 +65,7 @@ _M32 = 0xFFFFFFFF
 _SIZE_EDGES = np.array(SIZE_BINS, dtype=_I64)
 _BIG = 1 << 62
 #: rows buffered before a block is processed (Python work is per flow and block: bigger is cheaper)
-BLOCK = 1 << 18
+BLOCK = 1 << 17
 #: the columns of a row (all, for a block that goes one by one) and those a vectorized block reads
 COLUMNS = (*(c for c in A.ROW if c != "row"), "row")
 BLOCK_COLUMNS = (
@@ -511,20 +511,20 @@ class _Block:
         feed, c, g = self.feed, self.c, self.fid
         facts = feed.coll.result
         first = self.firsts(g, ip)
+        packets = np.bincount(g[ip], minlength=len(feed._fkeys)).tolist()
         objs: dict[int, FlowFacts] = {}
-        for f in first:
-            key = feed._fkeys[f]
-            ev = self.ev(first[f])
-            obj = facts.flows.get(key)
+        fkeys, flows, ts_l, frame_l, source = feed._fkeys, facts.flows, self.ts, self.frame, self.source
+        for f, i in first.items():
+            key = fkeys[f]
+            ev = (int(ts_l[i]), source, int(frame_l[i]))
+            obj = flows.get(key)
             if obj is None:
-                facts.flows[key] = obj = FlowFacts(ev)
+                flows[key] = obj = FlowFacts(ev)
             elif ev < obj.first:
                 obj.first = ev
+            obj.packets += packets[f]
             objs[f] = obj
         size = len(feed._fkeys)
-        packets = np.bincount(g[ip], minlength=size).tolist()
-        for f, obj in objs.items():
-            obj.packets += packets[f]
         # paths, in order of their first packet
         p = self.pid
         pfirst = self.firsts(p, ip)
@@ -544,9 +544,9 @@ class _Block:
             hi = np.zeros(size, dtype=_I64)
             np.maximum.at(hi, g[df], i_size[df])
             hi_l = hi.tolist()
-            for f in np.unique(g[df]).tolist():
-                obj = objs[f]
-                obj.df_max = max(obj.df_max, hi_l[f])
+            for f, obj in objs.items():
+                if hi_l[f] > obj.df_max:
+                    obj.df_max = hi_l[f]
             df &= self.open_tops(g, {f: o.df_top for f, o in objs.items()}, -i_size)
             gs, idx = self.tops(g, df, 5, -i_size)
             for f, i in zip(gs, idx, strict=True):
@@ -642,7 +642,8 @@ class _Block:
         for back in range(1, DUP_WINDOW + 1):
             if m <= back:
                 break
-            same = np.flatnonzero((fp[back:] == fp[:-back]) & (rank[back:] >= back)) + back
+            same = np.flatnonzero(fp[back:] == fp[:-back]) + back
+            same = same[rank[same] >= back]  # the same flow
             if same.shape[0]:
                 age = ts[same] - ts[same - back]
                 ok = check[same] & (age >= 0) & (age <= DUP_NS)
