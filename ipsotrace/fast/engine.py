@@ -9,9 +9,15 @@ A packet whose view does not fit (nested tunnels, a hop without an IP header)
 goes to :meth:`Correlator.add` itself, after everything before it is folded in,
 so the order the correlator sees is the capture's.
 
-The result equals ``Correlator.add`` over ``decode(...)`` of the same files
-(tests/fast/test_engine.py compares the JSON), except under flow/tunnel cap
-pressure (see :mod:`ipsotrace.fast.aggregate`).
+With a :class:`~ipsotrace.findings.Collector`, the same rows feed the findings'
+facts (:mod:`ipsotrace.fast.facts`), the scalar-decoded packets with their real
+:class:`~ipsotrace.findings.Extra`, and the packets rows cannot carry go to
+``Collector.add`` at their place in capture order.
+
+The result equals ``Correlator.add`` (and ``Collector.add``) over ``decode(...)``
+of the same files (tests/fast/test_engine.py and tests/fast/test_facts.py compare
+them); rows that could make a flow or tunnel cap evict go through the correlator
+one by one, so evictions are the per-packet ones too.
 """
 
 from __future__ import annotations

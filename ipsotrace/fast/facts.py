@@ -13,16 +13,19 @@ at a flush, processed as one block in capture order:
   across blocks: duplicate detection (``DupTrack``: each packet compared with the
   flow's 8 packets before it, the held-back head) is vectorized over look-backs 1 to
   8, with the flow's ring in front of the block; TCP loss blame (``TcpTrack``) is
-  vectorized for the common state, a flow whose head is complete and whose new
-  data all went over one outer path: new data and retransmissions are told apart
-  by a running maximum per flow in serial arithmetic, the retransmissions wait in
-  ``pending`` until it is full and are blamed on that path after.  Held-back heads,
-  pending events, flows over several paths and sequence jumps of 2**30 or more
-  go through ``TcpTrack.add`` one segment at a time.
+  vectorized for a flow whose data in the block all goes over the path of its one
+  run (or is its first): the held-back head gets its events in bulk and the state
+  ``TcpTrack.add`` would leave, then new data and retransmissions are told apart by
+  a running maximum per flow in serial arithmetic, the retransmissions wait in
+  ``pending`` until it is full and are blamed on that path after.  A flow with data
+  over several paths or runs, or a sequence jump of 2**30 or more in the block,
+  goes through ``TcpTrack.add`` one segment at a time for that block.
 
 Python work is per group and block, plus a bounded number of events per flow
-(16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  A
-block goes through :meth:`Collector.add_view` row by row, in order, when a new
+(16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
+get their (flow, path) group when they arrive (with the accumulator's key hashes);
+a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
+block goes through :meth:`Collector.add_tunnelled` row by row, in order, when a new
 flow or tunnel would pass the collector's cap (evictions happen per packet
 there) or on a 64-bit key collision.  The result equals the scalar collector's
 (tests/fast/test_facts.py compares the facts themselves).
@@ -30,6 +33,7 @@ there) or on a 64-bit key collision.  The result equals the scalar collector's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -607,12 +611,10 @@ class _Block:
         order = group_order(gi)
         idx, gs = idx[order], gi[order]
         m = gs.shape[0]
-        pos = np.arange(m)
         start = np.ones(m, dtype=bool)
         start[1:] = gs[1:] != gs[:-1]
         starts = np.flatnonzero(start)
-        group_start = np.maximum.accumulate(np.where(start, pos, 0))
-        rank = pos - group_start
+        rank = _ranks(gs)
         groups = gs[starts].tolist()
         ng = len(groups)
         gpos = np.cumsum(start) - 1  # group ordinal of each row
@@ -822,7 +824,7 @@ class _Block:
         objs: dict[int, FlowFacts],
         base: np.ndarray,
         idx: np.ndarray,
-        event: object,
+        event: Callable[[int], TcpEvent],
     ) -> None:
         """Flows whose data all goes over the path of their one run, head complete (see the module doc)."""
         feed = self.feed
@@ -875,10 +877,8 @@ class _Block:
         rank = p - np.maximum.accumulate(np.where(st, p, 0))
         room = np.array([HEAD - len(t.pending) for t in tracks], dtype=_I64)
         waits = rank < room[r_gp]
-        ev_of = event  # TcpEvent builder over the flow-sorted rows
         for i in rows[r_rows[waits]].tolist():
-            k = int(gpos[i])
-            tracks[k].pending.append(ev_of(i))  # type: ignore[operator]
+            tracks[int(gpos[i])].pending.append(event(i))
         blamed = ~waits
         if not blamed.any():
             return
