@@ -38,6 +38,18 @@ TSHARK_FIELDS = ["ip.src", "ip.dst", "udp.srcport", "vxlan.vni", "tcp.srcport", 
 
 # --- measurements (each runs in a child process) ------------------------------------------------
 def _fast(path: str, limit: int) -> int:
+    """What ``ipsotrace analyze`` does by default: the fast engine, feeding the findings' collector."""
+    from ipsotrace.correlate import Correlator
+    from ipsotrace.fast.engine import FastAnalyzer
+    from ipsotrace.findings import Collector
+
+    corr = Correlator()
+    FastAnalyzer(corr, collector=Collector()).add_file(path)
+    return corr.result.packets
+
+
+def _fast_aggregates(path: str, limit: int) -> int:
+    """The fast engine without the findings' facts (tunnels, flows and counters only)."""
     from ipsotrace.correlate import Correlator
     from ipsotrace.fast.engine import FastAnalyzer
 
@@ -51,11 +63,14 @@ def _scalar(path: str, limit: int) -> int:
 
     from ipsotrace.correlate import Correlator
     from ipsotrace.decode import decode
+    from ipsotrace.findings import Collector
     from ipsotrace.sources import CaptureFile
 
     corr = Correlator()
+    coll = Collector()
     with CaptureFile(path) as cap:
-        corr.add_all(decode(islice(cap, limit) if limit else cap))
+        for pkt in decode(islice(cap, limit) if limit else cap):
+            coll.add(pkt, corr.add(pkt))
     return corr.result.packets
 
 
@@ -100,12 +115,13 @@ def _dpkt(path: str, limit: int) -> int:
     return n
 
 
-TOOLS = {"fast": _fast, "scalar": _scalar, "tshark": _tshark, "dpkt": _dpkt}
+TOOLS = {"fast": _fast, "fast-agg": _fast_aggregates, "scalar": _scalar, "tshark": _tshark, "dpkt": _dpkt}
 
 
 _PRELOAD = {
-    "fast": ("ipsotrace.fast.engine", "ipsotrace.correlate"),
-    "scalar": ("ipsotrace.decode", "ipsotrace.correlate", "ipsotrace.sources"),
+    "fast": ("ipsotrace.fast.engine", "ipsotrace.correlate", "ipsotrace.findings"),
+    "fast-agg": ("ipsotrace.fast.engine", "ipsotrace.correlate"),
+    "scalar": ("ipsotrace.decode", "ipsotrace.correlate", "ipsotrace.sources", "ipsotrace.findings"),
     "dpkt": ("dpkt",),
     "tshark": (),
 }
@@ -165,11 +181,11 @@ def _available(tool: str) -> bool:
 
 
 def rows(kind: str, path: Path, n: int, sample: int, repeat: int) -> Iterator[tuple[str, str, dict[str, float]]]:
-    for tool in ("fast", "scalar", "tshark", "dpkt"):
+    for tool in ("fast", "fast-agg", "scalar", "tshark", "dpkt"):
         if not _available(tool):
             print(f"  ({tool} not installed: skipped)", file=sys.stderr)
             continue
-        limit = 0 if tool == "fast" else min(sample, n)
+        limit = 0 if tool.startswith("fast") else min(sample, n)
         print(f"  {kind}: {tool} on {limit or n} packets…", file=sys.stderr, flush=True)
         r = run(tool, path, limit, repeat)
         yield tool, ("sample" if limit and limit < n else "all"), r

@@ -21,7 +21,6 @@ from ipsotrace.commands.common import (
     open_or_fail,
     report_damage,
     report_status_damage,
-    stderr,
     write_line,
 )
 from ipsotrace.commands.findings_options import (
@@ -33,10 +32,10 @@ from ipsotrace.commands.findings_options import (
     load_thresholds,
     parse_untrusted,
 )
-from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Correlator, SourceInfo
+from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Aggregates, Correlator, SourceInfo
 from ipsotrace.decode import decode
 from ipsotrace.dissectors.registry import DissectConfig
-from ipsotrace.findings import Collector
+from ipsotrace.findings import Collector, Facts
 from ipsotrace.reassembly import Head, Reassembler, ReassemblySummary
 from ipsotrace.sources import SourceStatus
 
@@ -72,12 +71,12 @@ def analyze(
     thresholds_file: Path | None = ThresholdsOption,
     untrusted: list[str] = UntrustedOption,
     engine: str = typer.Option(
-        "scalar",
+        "fast",
         "--engine",
-        help="scalar: every packet through the dissectors, with findings. fast: vectorized numpy path "
-        "(same tunnels, flows and counters, about 30x faster; findings not computed yet).",
+        help="fast: vectorized numpy path, frames it cannot decode go through the dissectors (the default). "
+        "scalar: every packet through the dissectors. Both give the same report, findings included.",
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="With --engine fast: split the input over N processes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="With the fast engine: split the input over N processes."),
 ) -> None:
     """Correlate captures: tunnels between VTEPs, inner flows per tenant and the outer paths that carried them."""
     if max_flows < 1:
@@ -89,39 +88,51 @@ def analyze(
     if jobs < 1 or (jobs > 1 and engine != "fast"):
         fail("--jobs N (N >= 1) goes with --engine fast", EXIT_USAGE)
     cfg = dissect_config(port, no_heuristics)
-    if engine == "fast":
-        for path in files:
-            open_or_fail(path).close()  # same clear error as the scalar engine for unreadable input
-        doc, damaged = _analyze_fast(
-            files, cfg, jobs, max_flows, max_tunnels, gre_key_as_id, reassemble=not no_reassemble
-        )
-        _emit(doc, as_json, csv_dir, top, damaged)
-        return
     inventory = load_inventory(inventory_file)
     thresholds = load_thresholds(thresholds_file)
     untrusted_nets = parse_untrusted(untrusted)
+    if engine == "fast":
+        for path in files:
+            open_or_fail(path).close()  # same clear error as the scalar engine for unreadable input
+        agg, facts, reassembly, damaged = _analyze_fast(
+            files, cfg, jobs, max_flows, max_tunnels, gre_key_as_id, reassemble=not no_reassemble
+        )
+    else:
+        agg, facts, reassembly, damaged = _analyze_scalar(
+            files, cfg, max_flows, max_tunnels, gre_key_as_id, reassemble=not no_reassemble
+        )
+    doc = agg.to_json()
+    doc["reassembly"] = reassembly.to_json()
+    doc["findings"] = findings_doc(agg, facts, inventory, thresholds, untrusted_nets)
+    _emit(doc, as_json, csv_dir, top, damaged)
+
+
+def _analyze_scalar(
+    files: list[Path],
+    cfg: DissectConfig,
+    max_flows: int,
+    max_tunnels: int,
+    gre_key_as_id: bool,
+    *,
+    reassemble: bool,
+) -> tuple[Aggregates, Facts, ReassemblySummary, bool]:
     coll = Collector(max_flows=max_flows, max_tunnels=max_tunnels)
     corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
     damaged = False
-    reassembly = ReassemblySummary(enabled=not no_reassemble)
+    reassembly = ReassemblySummary(enabled=reassemble)
     for path in files:
         with open_or_fail(path) as cap:
             corr.begin_source(str(path))
             coll.begin_source(str(path))
             reasm: Reassembler[Head] = Reassembler()
-            packets = decode(
-                frames_with_progress(cap, f"analyze {path.name}"), cfg, not no_reassemble, reassembler=reasm
-            )
+            packets = decode(frames_with_progress(cap, f"analyze {path.name}"), cfg, reassemble, reassembler=reasm)
             for pkt in packets:
                 coll.add(pkt, corr.add(pkt))  # the findings' facts reuse the correlator's view
             st = cap.status
             corr.end_source(SourceInfo(str(path), st.format, st.frames, st.damage, st.damage_offset))
             reassembly.add(str(path), reasm)
             damaged = report_damage(cap) or damaged
-    doc = corr.result.to_json()
-    doc["reassembly"] = reassembly.to_json()
-    doc["findings"] = findings_doc(corr.result, coll.result, inventory, thresholds, untrusted_nets)
-    _emit(doc, as_json, csv_dir, top, damaged)
+    return corr.result, coll.result, reassembly, damaged
 
 
 def _analyze_fast(
@@ -133,35 +144,32 @@ def _analyze_fast(
     gre_key_as_id: bool,
     *,
     reassemble: bool,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Aggregates, Facts, ReassemblySummary, bool]:
     from ipsotrace.fast.engine import FastAnalyzer
     from ipsotrace.fast.parallel import Settings, analyze_parallel
 
-    reassembly = ReassemblySummary(enabled=reassemble)
     statuses: list[SourceStatus] = []
     if jobs > 1:
-        settings = Settings(cfg, max_flows, max_tunnels, gre_key_as_id, reassemble)
-        result, _stats, statuses = analyze_parallel(files, jobs, settings)
+        settings = Settings(cfg, max_flows, max_tunnels, gre_key_as_id, reassemble, findings=True)
         # fragments straddling a cut between processes are not reassembled (docs/analyze-schema.md)
-        doc = result.to_json()
+        par = analyze_parallel(files, jobs, settings)
+        assert par.facts is not None
+        agg, facts, reassembly, statuses = par.result, par.facts, par.reassembly, par.statuses
     else:
+        reassembly = ReassemblySummary(enabled=reassemble)
         corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
+        coll = Collector(max_flows=max_flows, max_tunnels=max_tunnels)
         for path in files:
             size = path.stat().st_size
             with LazyProgress(size, f"analyze {path.name}") as bar:
-                fa = FastAnalyzer(corr, cfg, reassemble=reassemble, progress=bar.update)
+                fa = FastAnalyzer(corr, cfg, reassemble=reassemble, progress=bar.update, collector=coll)
                 statuses.append(fa.add_file(path))
             reassembly.add(str(path), fa.reassembler)
-        doc = corr.result.to_json()
-        doc["reassembly"] = reassembly.to_json()
-    stderr.print(
-        "note: --engine fast computes tunnels, flows and counters only; run --engine scalar for findings",
-        highlight=False,
-    )
+        agg, facts = corr.result, coll.result
     damaged = False
     for st in statuses:
         damaged = report_status_damage(st) or damaged
-    return doc, damaged
+    return agg, facts, reassembly, damaged
 
 
 def _emit(doc: dict[str, Any], as_json: bool, csv_dir: Path | None, top: int, damaged: bool) -> None:

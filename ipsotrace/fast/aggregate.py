@@ -83,6 +83,11 @@ ROW = (
     "tcp_seq",
     "tcp_len",
     "mss",
+    # for the findings' collector only (ipsotrace.fast.facts): Extra.fingerprint, Extra.offload, and
+    # Extra.vxlan_flags as bits (findings.collect.VXLAN_FLAG_BITS)
+    "fp",
+    "offload",
+    "vxf",
 )
 TUNNEL_KEY = ("encap", "o_ver", "o_src_hi", "o_src_lo", "o_dst_hi", "o_dst_lo", "tid")
 FLOW_KEY = ("encap", "tid", "i_ver", "i_src_hi", "i_src_lo", "i_dst_hi", "i_dst_lo", "i_proto", "i_sport", "i_dport")
@@ -219,6 +224,9 @@ def view_row(v: View, encap_code: Callable[[str], int]) -> dict[str, int] | None
         "tcp_seq": inner.tcp_seq,
         "tcp_len": inner.tcp_len,
         "mss": inner.mss,
+        "fp": 0,
+        "offload": 0,
+        "vxf": 0,
     }
     if v.hops:
         hop = v.hops[0]
@@ -475,6 +483,7 @@ class Accumulator:
         names = tuple(words)
         fp = key_hashes(words, names)
         chk = key_checks(words, names)
+        cols["key_hash"], cols["key_check"] = fp, chk  # the findings' feed numbers the same keys
         gid = self.groups.lookup(fp)
         new = gid < 0
         # every check happens before anything changes: on a collision the caller can replay the

@@ -56,8 +56,12 @@ _IPIP_CODE = {
 #: Columns of a :class:`FastColumns`, all int64.  ``o_*``: the tunnel hop's outer IP header (and
 #: UDP ports, or NVGRE's FlowID as ``o_sport``); ``i_*``: the inner (untunnelled: the only) IP
 #: header and its transport.  Addresses are two 64-bit halves (IPv4: ``hi = 0``).
-IP_FIELDS = ("ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "ttl", "dscp", "ecn", "size", "df", "flow_label")
-L4_FIELDS = ("sport", "dport")
+#: ``ipid``: IPv4 identification (0 for IPv6); ``csum``: the TCP/UDP checksum, -1 without a transport
+#: header (both only for the findings' duplicate fingerprint)
+IP_FIELDS = (
+    "ver", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto", "ttl", "dscp", "ecn", "size", "df", "flow_label", "ipid"
+)  # fmt: skip
+L4_FIELDS = ("sport", "dport", "csum")
 COLUMNS: tuple[str, ...] = (
     "row",
     "shape",
@@ -67,11 +71,14 @@ COLUMNS: tuple[str, ...] = (
     *(f"i_{f}" for f in IP_FIELDS + L4_FIELDS),
     "tcp_flags",
     "tcp_seq",
+    "tcp_ack",
     "tcp_len",
     "mss",
 )
 #: value of a column when the frame has no such header
-ABSENT: dict[str, int] = {"encap": -1, "tunnel_id": -1, "o_ttl": -1, "i_ttl": -1, "tcp_flags": -1}
+ABSENT: dict[str, int] = {
+    "encap": -1, "tunnel_id": -1, "o_ttl": -1, "i_ttl": -1, "tcp_flags": -1, "o_csum": -1, "i_csum": -1
+}  # fmt: skip
 _DEPTH_COLUMNS = tuple(f for f in IP_FIELDS + L4_FIELDS)
 
 _VXLAN_PLAIN = vxlan.FLAG_I << 24  # flags I only, no GBP, reserved zero
@@ -171,13 +178,16 @@ class _Decoder:
         self.fb = np.zeros(n, dtype=bool)
         self.done = np.zeros(n, dtype=bool)
         # per depth d (0 outer or untunnelled, 1 inner): IP and transport fields
-        self.d = [{c: np.full(n, -1 if c == "ttl" else 0, dtype=_I64) for c in _DEPTH_COLUMNS} for _ in range(2)]
+        self.d = [
+            {c: np.full(n, -1 if c in ("ttl", "csum") else 0, dtype=_I64) for c in _DEPTH_COLUMNS} for _ in range(2)
+        ]
         self.out: dict[str, np.ndarray] = {
             "shape": np.zeros(n, dtype=_I64),
             "encap": np.full(n, -1, dtype=_I64),
             "tunnel_id": np.full(n, -1, dtype=_I64),
             "tcp_flags": np.full(n, -1, dtype=_I64),
             "tcp_seq": np.zeros(n, dtype=_I64),
+            "tcp_ack": np.zeros(n, dtype=_I64),
             "tcp_len": np.zeros(n, dtype=_I64),
             "mss": np.zeros(n, dtype=_I64),
         }
@@ -426,6 +436,7 @@ def _ipv4(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     d._set(cols["ecn"], g, tos & 3)
     d._set(cols["size"], g, total)
     d._set(cols["df"], g, (ff >> 14) & 1)
+    d._set(cols["ipid"], g, g.u16(T.V4_ID))
     if encap.any():
         d._set_where(d.out["encap"], g, encap, np.where(proto == 4, _IPIP_CODE[4, 4], _IPIP_CODE[4, 41]))
     return _Step(ok, d.t.ipproto.take(proto), T.V4_LEN, np.minimum(end, payload_end), encap)
@@ -487,6 +498,7 @@ def _udp(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     cols = d.d[g.depth]
     d._set(cols["sport"], g, sport)
     d._set(cols["dport"], g, dport)
+    d._set(cols["csum"], g, g.u16(T.UDP_CSUM))
     return _Step(ok, nxt, T.UDP_LEN, new_end)
 
 
@@ -539,6 +551,8 @@ def _tcp(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
     d._set(cols["dport"], g, g.u16(T.TCP_DPORT))
     d._set(d.out["tcp_flags"], g, flags)
     d._set(d.out["tcp_seq"], g, g.u32(T.TCP_SEQ))
+    d._set(d.out["tcp_ack"], g, g.u32(T.TCP_ACK))
+    d._set(cols["csum"], g, g.u16(T.TCP_CSUM))
     d._set(d.out["tcp_len"], g, payload + (flags & 1) + ((flags >> 1) & 1))
     d._set(d.out["mss"], g, mss)
     return _Step(ok, T.TERMINAL, hlen)

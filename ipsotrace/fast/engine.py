@@ -9,9 +9,15 @@ A packet whose view does not fit (nested tunnels, a hop without an IP header)
 goes to :meth:`Correlator.add` itself, after everything before it is folded in,
 so the order the correlator sees is the capture's.
 
-The result equals ``Correlator.add`` over ``decode(...)`` of the same files
-(tests/fast/test_engine.py compares the JSON), except under flow/tunnel cap
-pressure (see :mod:`ipsotrace.fast.aggregate`).
+With a :class:`~ipsotrace.findings.Collector`, the same rows feed the findings'
+facts (:mod:`ipsotrace.fast.facts`), the scalar-decoded packets with their real
+:class:`~ipsotrace.findings.Extra`, and the packets rows cannot carry go to
+``Collector.add`` at their place in capture order.
+
+The result equals ``Correlator.add`` (and ``Collector.add``) over ``decode(...)``
+of the same files (tests/fast/test_engine.py and tests/fast/test_facts.py compare
+them); rows that could make a flow or tunnel cap evict go through the correlator
+one by one, so evictions are the per-packet ones too.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.fast import aggregate as A
 from ipsotrace.fast.batch import Batch, BatchReader
 from ipsotrace.fast.decode import ENCAPS, decode_batch
+from ipsotrace.fast.facts import FactsFeed, extra_columns, fast_columns
+from ipsotrace.findings.collect import Collector
+from ipsotrace.findings.collect import extra as packet_extra
 from ipsotrace.reassembly import FragmentStage, Head, Reassembler
 from ipsotrace.sources.base import SourceStatus
 
@@ -67,6 +76,7 @@ class FastAnalyzer:
         *,
         reassemble: bool = True,
         progress: Callable[[int], None] | None = None,
+        collector: Collector | None = None,
     ) -> None:
         self.corr = corr
         self.cfg = cfg or DissectConfig()
@@ -76,6 +86,8 @@ class FastAnalyzer:
         self._encap_code = {n: i for i, n in enumerate(self.encaps)}
         self.applier = A.Applier(self.encaps)
         self.acc = A.Accumulator()
+        #: the findings' collector, fed the same packets in capture order (None: aggregates only)
+        self.facts = None if collector is None else FactsFeed(collector, self.encaps, corr.result.last_ns)
         self.stats = EngineStats()
         self._row = 0  # rows numbered across the whole input: capture order
         self._source = ""
@@ -108,6 +120,8 @@ class FastAnalyzer:
         source = str(path) if name is None else name
         self._source = source
         self.corr.begin_source(source)
+        if self.facts is not None:
+            self.facts.begin_source(source)
         # like decode(): one reassembler per file; kept for the caller's ReassemblySummary
         self.reassembler: Reassembler[Head] = Reassembler()
         stage = FragmentStage(self.reassembler) if self.reassemble else None
@@ -130,6 +144,8 @@ class FastAnalyzer:
         if stage is not None:
             stage.reassembler.flush()
         self.flush(source)
+        if self.facts is not None:
+            self.facts.flush()
         return status
 
     # -- one sub-batch ------------------------------------------------------------------------------------
@@ -163,6 +179,10 @@ class FastAnalyzer:
             "tid": c["tunnel_id"],
             "i_frag": np.zeros(brow.shape[0], dtype=_I64),
         }
+        if self.facts is not None:
+            cols.update(fast_columns(c, cols["wirelen"]))
+        else:
+            cols.update(fp=cols["i_frag"], offload=cols["i_frag"], vxf=cols["i_frag"])  # zeros, unused
         for k in A.ROW:
             if k not in cols:
                 cols[k] = c[k]
@@ -172,6 +192,8 @@ class FastAnalyzer:
             self._rows(cols)
         if len(self.acc) >= FLUSH_GROUPS or self.acc.n_segs >= FLUSH_SEGMENTS:
             self.flush(source)
+        if self.facts is not None and self.facts.full():
+            self.facts.flush()  # every row up to this sub-batch's end is in: a safe point
 
     def _with_scalar(
         self, batch: Batch, fallback: np.ndarray, fast: dict[str, np.ndarray], source: str, stage: FragmentStage | None
@@ -201,21 +223,29 @@ class FastAnalyzer:
             )
             v = view(pkt, gre_key_as_id=corr.gre_key_as_id)
             row = A.view_row(v, self.encap_code)
+            err = v.icmp
+            if row is not None and err is not None and err.kind == "time-exceeded" and v.hops and self.facts:
+                row = None  # the collector counts it on its tunnel, in capture order: the scalar route
             if row is None:
                 # fold in everything before this packet, then let the correlator take it (it
                 # counts the packet itself, so the sub-batch's totals leave it out)
                 upto = int(np.searchsorted(fast_rows, r))
-                self._rows({k: a[done:upto] for k, a in fast.items()})
-                self._extra(extra)
+                self._fold({k: a[done:upto] for k, a in fast.items()}, extra)
                 extra = []
                 done = upto
                 self.flush(source)
                 agg.packets -= 1
                 agg.bytes -= wirelen
-                corr.add(pkt)
+                pv = corr.add(pkt)
+                if self.facts is not None:
+                    self.facts.add_packet(pkt, pv)
                 self.stats.scalar_packets += 1
                 continue
             self.stats.scalar_rows += 1
+            if self.facts is not None:
+                x = packet_extra(pkt)
+                row.update(extra_columns(x))
+                self.facts.coll.add_side(v, x, (ts, self.facts.coll.source, frame))  # independent of order
             if pkt.anomalies:
                 anomalies = agg.anomalies
                 for a in pkt.anomalies:
@@ -231,18 +261,40 @@ class FastAnalyzer:
                 continue
             row.update(row=r, ts=ts, frame=frame, wirelen=wirelen)
             extra.append(row)
-        self._rows({k: a[done:] for k, a in fast.items()} if done else fast)
-        self._extra(extra)
+        self._fold({k: a[done:] for k, a in fast.items()} if done else fast, extra)
 
-    def _extra(self, extra: list[dict[str, int]]) -> None:
-        if extra:
-            self._rows({k: np.array([e[k] for e in extra], dtype=_I64) for k in (*A.ROW, "wirelen")})
+    def _fold(self, fast: dict[str, np.ndarray], extra: list[dict[str, int]]) -> None:
+        """Fast rows and rows of scalar-decoded packets, merged in capture order."""
+        if not extra:
+            self._rows(fast)
+            return
+        names = (*A.ROW, "wirelen")
+        cols = {k: np.concatenate([fast[k], np.array([e[k] for e in extra], dtype=_I64)]) for k in names}
+        order = np.argsort(cols["row"], kind="stable")
+        self._rows({k: v[order] for k, v in cols.items()})
+
+    def _cap_pressure(self, cols: dict[str, np.ndarray]) -> bool:
+        """New flows or tunnels of these rows might pass a cap: evictions then follow packet order."""
+        agg = self.corr.result
+        n = int(cols["row"].shape[0]) + len(self.acc)
+        if len(agg.flows) + n <= agg.max_flows and len(agg.tunnels) + n <= agg.max_tunnels:
+            return False  # the common case: far from the caps
+        self.flush(self._source)
+        flows = np.unique(A.key_hashes(cols, A.FLOW_KEY)).shape[0]
+        tunnels = np.unique(A.key_hashes(cols, A.TUNNEL_KEY)).shape[0]
+        return len(agg.flows) + flows > agg.max_flows or len(agg.tunnels) + tunnels > agg.max_tunnels
 
     def _rows(self, cols: dict[str, np.ndarray]) -> None:
         """Fold rows of tunnelled packets (in capture order) into the accumulator."""
         if cols["row"].shape[0] == 0:
             return
         cols["row"] = cols["row"] + self._row
+        if self._cap_pressure(cols):
+            # exact per-packet eviction: these rows go through the correlator one by one
+            self._one_by_one(cols)
+            if self.facts is not None:
+                self.facts.add(cols)
+            return
         try:
             self.acc.add(cols)
         except A.HashCollision:
@@ -250,8 +302,12 @@ class FastAnalyzer:
             # the correlator one by one, after everything before them
             self.flush(self._source)
             self._one_by_one(cols)
+            if self.facts is not None:
+                self.facts.add(cols)
             return
         A.add_encaps(self.corr.result, cols, self.encaps)
+        if self.facts is not None:
+            self.facts.add(cols)
 
     def _one_by_one(self, cols: dict[str, np.ndarray]) -> None:
         agg = self.corr.result

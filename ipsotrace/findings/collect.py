@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
 from ipsotrace.correlate.aggregates import DEFAULT_MAX_TUNNELS, SIZE_BINS, seq_after, size_bin
+from ipsotrace.correlate.distinct import MASK64, mix64
 from ipsotrace.correlate.extract import IP_PROTOS, View, view
 from ipsotrace.records import Packet
 
@@ -89,6 +90,22 @@ class Extra(NamedTuple):
 
 
 ENCRYPTED_PROTOS = frozenset({"esp", "wireguard", "dtls"})
+#: start value of :func:`fingerprint` (any odd constant; fixed so that parts made elsewhere agree)
+FP_SEED = 0x243F6A8885A308D3
+#: bits of the ``vxf`` row column (ipsotrace.fast.facts) per VXLAN flag anomaly, in this order
+VXLAN_FLAG_BITS = ("vxlan.i-flag-unset", "vxlan.reserved-set")
+
+
+def fingerprint(values: tuple[int, ...]) -> int:
+    """Inner packet identity: splitmix64 chained over the values (each taken modulo 2**64); never 0.
+
+    Not Python's tuple ``hash()``: the fast path computes the same function over columns in
+    numpy (ipsotrace.fast.facts.fingerprints), and parts analysed in other processes must agree.
+    """
+    h = FP_SEED
+    for v in values:
+        h = mix64(h ^ (v & MASK64))
+    return h or 1
 
 
 def _int(v: object) -> int:
@@ -127,27 +144,24 @@ def extra(pkt: Packet) -> Extra:
                     )
         elif encrypted is None and p in ENCRYPTED_PROTOS and ly.fields.get("encrypted") is True:
             encrypted = (p, ly.depth)
-    fingerprint = 0
     if last_ip >= 0:
         f = layers[last_ip].fields
         t = layers[last_ip + 1].fields if last_ip + 1 < len(layers) and not layers[last_ip + 1].quoted else {}
-        # ints only: hash() of an int tuple is the same in every process (no string salting)
-        fingerprint = (
-            hash(
-                (
-                    _int(f.get("id")),
-                    _int(f.get("total_length", f.get("payload_length"))),
-                    _int(f.get("frag_offset")),
-                    _int(t.get("checksum")),
-                    _int(t.get("seq")),
-                    _int(t.get("ack")),
-                    _int(t.get("id")),
-                )
+        fp = fingerprint(
+            (
+                _int(f.get("id")),
+                _int(f.get("total_length", f.get("payload_length"))),
+                _int(f.get("frag_offset")),
+                _int(t.get("checksum")),
+                _int(t.get("seq")),
+                _int(t.get("ack")),
+                _int(t.get("id")),
             )
-            or 1
         )
+    else:
+        fp = 0
     flags = tuple(a.kind for a in pkt.anomalies if a.kind in VXLAN_FLAG_ANOMALIES) if pkt.anomalies else ()
-    return Extra(outer_frag, offload, fingerprint, encrypted, flags)
+    return Extra(outer_frag, offload, fp, encrypted, flags)
 
 
 @dataclass(slots=True)
@@ -609,8 +623,13 @@ class Collector:
         self.add_view(v if v is not None else view(pkt), extra(pkt), pkt.ts_ns, pkt.frame)
 
     def add_view(self, v: View, x: Extra, ts: int, frame: int) -> None:
-        facts = self.result
         ev: Ev = (ts, self.source, frame)
+        self.add_side(v, x, ev)
+        self.add_tunnelled(v, x, ev)
+
+    def add_side(self, v: View, x: Extra, ev: Ev) -> None:
+        """Outer fragments and encrypted transports: tables of their own, independent of packet order."""
+        facts = self.result
         hops = v.hops
         if x.outer_frag is not None:
             src, dst, proto, offset, _mf, payload, size = x.outer_frag
@@ -638,6 +657,11 @@ class Collector:
             if depth > 0:
                 c.inside_tunnel += 1
             c.ev.add(ev)
+
+    def add_tunnelled(self, v: View, x: Extra, ev: Ev) -> None:
+        """Tunnels and flows (TCP and duplicate state depend on the order of the packets)."""
+        facts = self.result
+        hops = v.hops
         err = v.icmp
         if err is not None and err.kind == "time-exceeded" and hops and not err.quoted_hops:
             qi = err.quoted_inner

@@ -188,7 +188,8 @@ def test_parallel_parts_merge_exactly(tmp_path: Path) -> None:
     paths = [big, small]
     assert len([u for u in units(paths, 3) if u.path == str(big)]) >= 2  # the big file is cut
     s = Settings(DissectConfig(), DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, False, True)
-    agg, stats, statuses = analyze_parallel(paths, 3, s)
+    par = analyze_parallel(paths, 3, s)
+    agg, stats, statuses = par.result, par.stats, par.statuses
     same(scalar_doc(paths, DissectConfig()), agg.to_json())
     assert stats.frames == 4300 and [st.frames for st in statuses] == [4000, 300]
 

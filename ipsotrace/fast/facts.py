@@ -1,0 +1,907 @@
+"""Vectorized feed of the findings' :class:`~ipsotrace.findings.collect.Collector` from fast-path rows.
+
+The scalar analyze loop calls ``Collector.add`` once per packet; the fast engine
+hands its rows (the ones :mod:`ipsotrace.fast.aggregate` folds into the
+correlator's aggregates) to :class:`FactsFeed` instead.  Rows are buffered and,
+at a flush, processed as one block in capture order:
+
+* order-independent facts (counters, minima and maxima, the earliest packet,
+  the Top-N evidence sets) are numpy group-bys over the block; a Top takes the
+  first ``n`` candidates of each group in its order and ``Top.add`` keeps the
+  smallest, as one pass would;
+* the order-dependent state per flow is carried in the collector's own objects
+  across blocks: duplicate detection (``DupTrack``: each packet compared with the
+  flow's 8 packets before it, the held-back head) is vectorized over look-backs 1 to
+  8, with the flow's ring in front of the block; TCP loss blame (``TcpTrack``) is
+  vectorized for a flow whose data in the block all goes over the path of its one
+  run (or is its first): the held-back head gets its events in bulk and the state
+  ``TcpTrack.add`` would leave, then new data and retransmissions are told apart by
+  a running maximum per flow in serial arithmetic, the retransmissions wait in
+  ``pending`` until it is full and are blamed on that path after.  A flow with data
+  over several paths or runs, or a sequence jump of 2**30 or more in the block,
+  goes through ``TcpTrack.add`` one segment at a time for that block.
+
+Python work is per group and block, plus a bounded number of events per flow
+(16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
+get their (flow, path) group when they arrive (with the accumulator's key hashes);
+a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
+block goes through :meth:`Collector.add_tunnelled` row by row, in order, when a new
+flow or tunnel would pass the collector's cap (evictions happen per packet
+there) or on a 64-bit key collision.  The result equals the scalar collector's
+(tests/fast/test_facts.py compares the facts themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ipsotrace.correlate.aggregates import SIZE_BINS
+from ipsotrace.correlate.extract import View
+from ipsotrace.fast import aggregate as A
+from ipsotrace.findings.collect import (
+    DUP_NS,
+    DUP_WINDOW,
+    FP_SEED,
+    HEAD,
+    OFFLOAD_MIN,
+    VXLAN_FLAG_BITS,
+    Collector,
+    Ev,
+    Extra,
+    FlowFacts,
+    FlowKey,
+    PathKey,
+    TcpEvent,
+    TcpTrack,
+    Top,
+    TunnelFacts,
+    TunnelKey,
+)
+from ipsotrace.records import Packet
+
+_I64 = np.int64
+_U64 = np.uint64
+_M32 = 0xFFFFFFFF
+_SIZE_EDGES = np.array(SIZE_BINS, dtype=_I64)
+_BIG = 1 << 62
+#: rows buffered before a block is processed (Python work is per flow and block: bigger is cheaper)
+BLOCK = 1 << 17
+#: the columns of a row (all, for a block that goes one by one) and those a vectorized block reads
+COLUMNS = (*(c for c in A.ROW if c != "row"), "row")
+BLOCK_COLUMNS = (
+    "row", "ts", "frame", "encap", "o_ttl", "o_dscp", "o_ecn", "o_size", "i_ver", "i_size", "i_df", "i_frag",
+    "i_ttl", "i_dscp", "i_ecn", "tcp_flags", "tcp_seq", "tcp_len", "mss", "fp", "offload", "vxf",
+)  # fmt: skip
+_SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segment at a time
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 over uint64 (ipsotrace.correlate.distinct.mix64, vectorized)."""
+    with np.errstate(over="ignore"):
+        x = x + _U64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> _U64(27))) * _U64(0x94D049BB133111EB)
+        return x ^ (x >> _U64(31))
+
+
+def fingerprints(c: dict[str, np.ndarray]) -> np.ndarray:
+    """``findings.collect.fingerprint`` of fast-path rows (as int64 bit patterns).
+
+    The values are the scalar ``extra()`` ones: IPv4 ID, total length and fragment offset
+    (0: fast rows are never fragments); for IPv6 no ID or offset (-1) and the payload length;
+    the TCP/UDP checksum, TCP sequence and acknowledgement numbers, -1 where absent.
+    """
+    v4 = c["i_ver"] == 4
+    tcp = c["tcp_flags"] >= 0
+    minus = np.full(v4.shape[0], -1, dtype=_I64)
+    values = (
+        np.where(v4, c["i_ipid"], -1),
+        np.where(v4, c["i_size"], c["i_size"] - 40),
+        np.where(v4, 0, -1),
+        c["i_csum"],
+        np.where(tcp, c["tcp_seq"], -1),
+        np.where(tcp, c["tcp_ack"], -1),
+        minus,
+    )
+    h = np.full(v4.shape[0], FP_SEED, dtype=_U64)
+    for v in values:
+        h = _mix(h ^ v.astype(_I64).view(_U64))
+    h[h == 0] = 1
+    return h.view(_I64)
+
+
+def fast_columns(c: dict[str, np.ndarray], wirelen: np.ndarray) -> dict[str, np.ndarray]:
+    """The feed's extra row columns for fast-decoded rows (no VXLAN flag anomaly reaches them)."""
+    return {
+        "fp": fingerprints(c),
+        "offload": (wirelen >= OFFLOAD_MIN).astype(_I64),
+        "vxf": np.zeros(wirelen.shape[0], dtype=_I64),
+    }
+
+
+def extra_columns(x: Extra) -> dict[str, int]:
+    """The same columns for a packet the scalar dissectors decoded."""
+    fp = x.fingerprint
+    vxf = 0
+    for kind in x.vxlan_flags:
+        vxf |= 1 << VXLAN_FLAG_BITS.index(kind)
+    return {"fp": fp - (1 << 64) if fp >> 63 else fp, "offload": int(x.offload), "vxf": vxf}
+
+
+@dataclass(slots=True)
+class FeedStats:
+    blocks: int = 0
+    rows: int = 0
+    one_by_one: int = 0  # rows replayed through Collector.add_view (cap pressure, key collision)
+    tcp_python: int = 0  # TCP data segments through TcpTrack.add (heads, pending, multi-path flows)
+
+
+def group_order(g: np.ndarray) -> np.ndarray:
+    """Stable argsort of group numbers (a radix sort when they fit 16 bits: the common case)."""
+    if g.shape[0] and int(g.max()) < 65536:
+        return np.argsort(g.astype(np.uint16), kind="stable")
+    return np.argsort(g, kind="stable")
+
+
+def _ranks(gs: np.ndarray) -> np.ndarray:
+    """Position of each row within its run of equal (sorted) group numbers."""
+    m = gs.shape[0]
+    start = np.ones(m, dtype=bool)
+    start[1:] = gs[1:] != gs[:-1]
+    pos = np.arange(m)
+    return pos - np.maximum.accumulate(np.where(start, pos, 0))
+
+
+class _Candidates:
+    """Rows of a block that may enter a Top, grouped: the first ``n`` of each group in Top order."""
+
+    @staticmethod
+    def pick(
+        g: np.ndarray, sel: np.ndarray, n: int, ts: np.ndarray, frame: np.ndarray, key: np.ndarray | None, mono: bool
+    ) -> tuple[list[int], list[int]]:
+        idx = np.flatnonzero(sel)
+        if idx.shape[0] == 0:
+            return [], []
+        gi = g[idx]
+        if not mono:
+            keys = (frame[idx], ts[idx], gi) if key is None else (frame[idx], ts[idx], key[idx], gi)
+            order = np.lexsort(keys)
+            gs = gi[order]
+            take = _ranks(gs) < n
+            return gs[take].tolist(), idx[order][take].tolist()
+        if key is None:
+            order = group_order(gi)  # capture order is Top order within a group
+            gs = gi[order]
+            take = _ranks(gs) < n
+            return gs[take].tolist(), idx[order][take].tolist()
+        # keyed: only rows with their group's smallest key can be first, unless fewer than n have it
+        k = key[idx]
+        low = np.full(int(gi.max()) + 1, _BIG, dtype=_I64)
+        np.minimum.at(low, gi, k)
+        at_low = k == low[gi]
+        cnt = np.bincount(gi[at_low], minlength=low.shape[0])
+        enough = cnt[gi] >= n
+        out_g: list[int] = []
+        out_i: list[int] = []
+        a = at_low & enough
+        if a.any():
+            ia, ga = idx[a], gi[a]
+            order = group_order(ga)
+            gs = ga[order]
+            take = _ranks(gs) < n
+            out_g, out_i = gs[take].tolist(), ia[order][take].tolist()
+        if not enough.all():
+            b = ~enough
+            ib, gb = idx[b], gi[b]
+            order = np.lexsort((frame[ib], ts[ib], k[b], gb))
+            gs = gb[order]
+            take = _ranks(gs) < n
+            out_g += gs[take].tolist()
+            out_i += ib[order][take].tolist()
+        return out_g, out_i
+
+
+class FactsFeed:
+    """Feeds a :class:`Collector` from fast-path rows, in capture order (``row`` orders them)."""
+
+    def __init__(self, coll: Collector, encaps: list[str], latest_ns: int | None = None) -> None:
+        """``latest_ns``: the latest capture time the collector has seen (None: nothing yet)."""
+        self.coll = coll
+        self.encaps = encaps  # the engine's encapsulation names (grows with it)
+        self.stats = FeedStats()
+        self._buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []  # rows and their path groups
+        self._collided = False  # a 64-bit key collision in the buffer: that block goes one by one
+        self._buffered = 0
+        self._table = A.GroupTable()
+        self._pkeys: list[PathKey] = []  # path group → path key, its flow and tunnel
+        self._p_flow = np.zeros(0, dtype=_I64)
+        self._p_tun = np.zeros(0, dtype=_I64)
+        self._fkeys: list[FlowKey] = []
+        self._tkeys: list[TunnelKey] = []
+        self._fid: dict[FlowKey, int] = {}
+        self._tid: dict[TunnelKey, int] = {}
+        self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
+        self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
+
+    # -- input -------------------------------------------------------------------------------------------
+    def begin_source(self, name: str) -> None:
+        self.flush()
+        self.coll.begin_source(name)
+
+    def add(self, cols: dict[str, np.ndarray]) -> None:
+        """Buffer rows (any order within what is buffered; :meth:`flush` sorts by ``row``).
+
+        Their (flow, path) groups are numbered now, while the key columns are in cache; ``cols``
+        is kept as it is (not copied) for the rare block that goes one by one.
+        """
+        n = int(cols["row"].shape[0])
+        if not n:
+            return
+        try:
+            pid = self._paths(cols)
+        except A.HashCollision:
+            pid = np.full(n, -1, dtype=_I64)
+            self._collided = True
+        self._buf.append((cols, pid))
+        self._buffered += n
+
+    def add_packet(self, pkt: Packet, v: View) -> None:
+        """A packet rows cannot carry: after everything before it, through the scalar collector."""
+        self.flush()
+        self.coll.add(pkt, v)
+        self._max_ts = max(self._max_ts, pkt.ts_ns)
+
+    def full(self) -> bool:
+        return self._buffered >= BLOCK
+
+    def flush(self) -> None:
+        """Process everything buffered: call it only when every earlier row has been added."""
+        if not self._buf:
+            return
+        parts, self._buf, self._buffered = self._buf, [], 0
+        collided, self._collided = self._collided, False
+        self.stats.blocks += 1
+        names = COLUMNS if collided else BLOCK_COLUMNS
+        if len(parts) == 1:
+            c, pid = {k: parts[0][0][k] for k in names}, parts[0][1]
+        else:
+            c = {k: np.concatenate([p[0][k] for p in parts]) for k in names}
+            pid = np.concatenate([p[1] for p in parts])
+        row = c["row"]
+        self.stats.rows += int(row.shape[0])
+        if row.shape[0] > 1 and (row[1:] < row[:-1]).any():
+            order = np.argsort(row, kind="stable")
+            c = {k: v[order] for k, v in c.items()}
+            pid = pid[order]
+        if collided:
+            self._one_by_one(c)
+        elif self._cap_pressure(c, pid):
+            self._one_by_one(self._all_columns(parts))
+        else:
+            _Block(self, c, pid).run()
+
+    def _all_columns(self, parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> dict[str, np.ndarray]:
+        c = {k: np.concatenate([p[0][k] for p in parts]) for k in COLUMNS}
+        order = np.argsort(c["row"], kind="stable")
+        return {k: v[order] for k, v in c.items()}
+
+    # -- groups --------------------------------------------------------------------------------------------
+    def _paths(self, c: dict[str, np.ndarray]) -> np.ndarray:
+        h, chk = c.get("key_hash"), c.get("key_check")  # the accumulator's, when it hashed these rows
+        if h is None or chk is None:
+            words = A._packed_key(c)
+            names = tuple(words)
+            h = A.key_hashes(words, names)
+            chk = A.key_checks(words, names)
+        pid = self._table.lookup(h)
+        new = pid < 0
+        if new.any():
+            rows = np.flatnonzero(new)
+            uniq, first = np.unique(h[rows], return_index=True)
+            order = np.argsort(first)
+            first_rows = rows[first[order]]
+            gids = self._table.insert(uniq[order], chk[first_rows])
+            pf = np.empty(gids.shape[0], dtype=_I64)
+            pt = np.empty(gids.shape[0], dtype=_I64)
+            for k, r in enumerate(first_rows.tolist()):
+                fk, tk, pk = self._keys(c, r)
+                pt[k] = self._tid.setdefault(tk, len(self._tid))
+                if len(self._tkeys) < len(self._tid):
+                    self._tkeys.append(tk)
+                pf[k] = fid = self._fid.setdefault(fk, len(self._fid))
+                if len(self._fkeys) < len(self._fid):
+                    self._fkeys.append(fk)
+                self._pid[(fid, pk)] = len(self._pkeys)
+                self._pkeys.append(pk)
+            self._p_flow = np.concatenate([self._p_flow, pf])
+            self._p_tun = np.concatenate([self._p_tun, pt])
+            pid = self._table.lookup(h)
+        if (self._table.check[pid] != chk).any():
+            raise A.HashCollision
+        return pid
+
+    def _keys(self, c: dict[str, np.ndarray], r: int) -> tuple[FlowKey, TunnelKey, PathKey]:
+        row = {k: int(c[k][r]) for k in (*A.FP_KEY, "o_ttl", "o_dscp", "o_ecn", "o_size")}
+        hop = A.outer_hop(row, self.encaps[row["encap"]], row["tid"])
+        iv = row["i_ver"]
+        src = A.address(iv, row["i_src_hi"], row["i_src_lo"])
+        dst = A.address(iv, row["i_dst_hi"], row["i_dst_lo"])
+        l3 = A._l3(iv)
+        fk: FlowKey = (hop.encap, hop.tunnel_id, l3, src, dst, row["i_proto"], row["i_sport"], row["i_dport"])
+        return fk, hop.tunnel_key, hop.path_key
+
+    def _cap_pressure(self, c: dict[str, np.ndarray], pid: np.ndarray) -> bool:
+        """New flows or tunnels of this block would pass the cap: evictions then depend on packet order."""
+        facts = self.coll.result
+        tuns = np.flatnonzero(np.bincount(self._p_tun[pid], minlength=len(self._tkeys))).tolist()
+        new_t = sum(1 for t in tuns if self._tkeys[t] not in facts.tunnels)
+        if len(facts.tunnels) + new_t > facts.max_tunnels:
+            return True
+        ip = (c["i_ver"] == 4) | (c["i_ver"] == 6)
+        flows = np.flatnonzero(np.bincount(self._p_flow[pid[ip]], minlength=len(self._fkeys))).tolist()
+        new_f = sum(1 for f in flows if self._fkeys[f] not in facts.flows)
+        return len(facts.flows) + new_f > facts.max_flows
+
+    def _one_by_one(self, c: dict[str, np.ndarray]) -> None:
+        coll = self.coll
+        n = int(c["row"].shape[0])
+        fp = c["fp"].view(_U64).tolist()
+        off, vxf = c["offload"].tolist(), c["vxf"].tolist()
+        ts, frame = c["ts"].tolist(), c["frame"].tolist()
+        for i in range(n):
+            v = A.row_view(c, i, self.encaps)
+            flags = tuple(k for b, k in enumerate(VXLAN_FLAG_BITS) if vxf[i] >> b & 1)
+            x = Extra(None, bool(off[i]), fp[i], None, flags)
+            coll.add_tunnelled(v, x, (ts[i], coll.source, frame[i]))
+        self.stats.one_by_one += n
+
+
+class _Block:
+    """One block of rows in capture order, applied to the collector's facts."""
+
+    def __init__(self, feed: FactsFeed, c: dict[str, np.ndarray], pid: np.ndarray) -> None:
+        self.feed = feed
+        self.c = c
+        self.pid = pid
+        self.fid = feed._p_flow[pid]
+        self.tun = feed._p_tun[pid]
+        self.ts = c["ts"]
+        self.frame = c["frame"]
+        ts = self.ts
+        self.mono = bool(ts.shape[0] < 2 or (ts[1:] >= ts[:-1]).all())
+        self.source = feed.coll.source
+        #: every row's evidence sorts after all evidence kept so far: a full Top takes no equal key
+        self.after = self.mono and ts.shape[0] > 0 and int(ts[0]) > feed._max_ts
+        if ts.shape[0]:
+            feed._max_ts = max(feed._max_ts, int(ts.max()))
+
+    def ev(self, i: int) -> Ev:
+        return (int(self.ts[i]), self.source, int(self.frame[i]))
+
+    def tops(
+        self, g: np.ndarray, sel: np.ndarray, n: int, key: np.ndarray | None = None
+    ) -> tuple[list[int], list[int]]:
+        return _Candidates.pick(g, sel, n, self.ts, self.frame, key, self.mono)
+
+    def open_tops(self, g: np.ndarray, tops: dict[int, Top[Any]], key: np.ndarray | None = None) -> np.ndarray:
+        """Rows that could still enter their group's Top (a cheap pre-selection; ``Top.add`` decides)."""
+        limit = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
+        strict = int(self.after)
+        for k, top in tops.items():
+            items = top.items
+            if len(items) >= top.n:
+                if key is None:
+                    limit[k] = -_BIG if self.after else _BIG
+                else:
+                    limit[k] = items[-1][0] - strict
+        if key is None:
+            return limit[g] > -_BIG
+        return key <= limit[g]
+
+    def firsts(self, g: np.ndarray, sel: np.ndarray) -> dict[int, int]:
+        """Group → row of its earliest packet, in order of first appearance."""
+        if not self.mono:
+            gs, idx = self.tops(g, sel, 1)
+            return dict(sorted(zip(gs, idx, strict=True), key=lambda kv: kv[1]))
+        rows = np.flatnonzero(sel)
+        first = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
+        np.minimum.at(first, g[rows], rows)
+        present = np.flatnonzero(first < _BIG)
+        fr = first[present]
+        order = np.argsort(fr)
+        return dict(zip(present[order].tolist(), fr[order].tolist(), strict=True))
+
+    def run(self) -> None:
+        c = self.c
+        ip = (c["i_ver"] == 4) | (c["i_ver"] == 6)
+        tunnels = self._tunnels(ip)
+        if ip.any():
+            self._flows(ip, tunnels)
+
+    # -- tunnels -----------------------------------------------------------------------------------------
+    def _tunnels(self, ip: np.ndarray) -> dict[int, TunnelFacts]:
+        feed, c, g = self.feed, self.c, self.tun
+        facts = feed.coll.result
+        n = g.shape[0]
+        everything = np.ones(n, dtype=bool)
+        first = self.firsts(g, everything)
+        objs: dict[int, TunnelFacts] = {}
+        # new tunnels enter the dict in order of their first row, as one pass inserts them
+        for t in first:
+            key = feed._tkeys[t]
+            ev = self.ev(first[t])
+            obj = facts.tunnels.get(key)
+            if obj is None:
+                facts.tunnels[key] = obj = TunnelFacts(ev)
+            elif ev < obj.first:
+                obj.first = ev
+            objs[t] = obj
+        size = len(feed._tkeys)
+        packets = np.bincount(g, minlength=size).tolist()
+        for t, obj in objs.items():
+            obj.packets += packets[t]
+        offload = c["offload"] != 0
+        o_size, i_size = c["o_size"], c["i_size"]
+        outer = ~offload & (c["o_ttl"] >= 0)
+        outer &= self.open_tops(g, {t: o.outer_top for t, o in objs.items()}, -o_size)
+        gs, idx = self.tops(g, outer, 3, -o_size)
+        for t, i in zip(gs, idx, strict=True):
+            objs[t].outer_top.add((-int(o_size[i]), self.ev(i)))
+        oh_rows = ip & ~offload & (o_size > i_size)
+        if oh_rows.any():
+            oh = (o_size - i_size)[oh_rows]
+            go = g[oh_rows]
+            lo = np.full(size, _BIG, dtype=_I64)
+            hi = np.zeros(size, dtype=_I64)
+            np.minimum.at(lo, go, oh)
+            np.maximum.at(hi, go, oh)
+            lo_l, hi_l = lo.tolist(), hi.tolist()
+            for t in np.unique(go).tolist():
+                obj = objs[t]
+                obj.overhead_min = min(obj.overhead_min, lo_l[t])
+                obj.overhead_max = max(obj.overhead_max, hi_l[t])
+        vxf = c["vxf"]
+        if vxf.any():
+            bad = (vxf != 0) & (c["encap"] == feed.encaps.index("vxlan") if "vxlan" in feed.encaps else False)
+            for b, kind in enumerate(VXLAN_FLAG_BITS):
+                cnt = np.bincount(g[bad & ((vxf >> b) & 1 == 1)], minlength=size).tolist()
+                for t, obj in objs.items():
+                    if cnt[t]:
+                        obj.bad_flags[kind] = obj.bad_flags.get(kind, 0) + cnt[t]
+            cnt = np.bincount(g[bad], minlength=size).tolist()
+            for t, obj in objs.items():
+                obj.bad_flag_packets += cnt[t]
+            gs, idx = self.tops(g, bad, 8)
+            for t, i in zip(gs, idx, strict=True):
+                objs[t].bad_flags_ev.add(self.ev(i))
+        o_ttl, i_ttl = c["o_ttl"], c["i_ttl"]
+        cmp = ip & (o_ttl >= 0) & (i_ttl >= 0)
+        if not cmp.any():
+            return objs
+        copied = cmp & ((o_ttl == i_ttl) | (o_ttl == i_ttl - 1))
+        i_dscp, o_dscp, i_ecn, o_ecn = c["i_dscp"], c["o_dscp"], c["i_ecn"], c["o_ecn"]
+        marked = cmp & (i_dscp != 0)
+        dscp_diff = marked & (o_dscp != i_dscp)
+        capable = cmp & (i_ecn != 0)
+        ecn_lost = capable & (o_ecn == 0)
+        counts = {
+            "ttl_compared": cmp,
+            "ttl_copied": copied,
+            "dscp_marked": marked,
+            "dscp_lost": dscp_diff & (o_dscp == 0),
+            "dscp_changed": dscp_diff & (o_dscp != 0),
+            "ecn_capable": capable,
+            "ecn_lost": ecn_lost,
+        }
+        for name, sel in counts.items():
+            if not sel.any():
+                continue
+            cnt = np.bincount(g[sel], minlength=size).tolist()
+            for t, obj in objs.items():
+                if cnt[t]:
+                    setattr(obj, name, getattr(obj, name) + cnt[t])
+        for name, sel in (("ttl_ev", cmp & ~copied), ("dscp_ev", dscp_diff), ("ecn_ev", ecn_lost)):
+            gs, idx = self.tops(g, sel, 4)
+            for t, i in zip(gs, idx, strict=True):
+                getattr(objs[t], name).add(self.ev(i))
+        return objs
+
+    # -- flows ---------------------------------------------------------------------------------------------
+    def _flows(self, ip: np.ndarray, tunnels: dict[int, TunnelFacts]) -> None:
+        feed, c, g = self.feed, self.c, self.fid
+        facts = feed.coll.result
+        first = self.firsts(g, ip)
+        packets = np.bincount(g[ip], minlength=len(feed._fkeys)).tolist()
+        objs: dict[int, FlowFacts] = {}
+        fkeys, flows, ts_l, frame_l, source = feed._fkeys, facts.flows, self.ts, self.frame, self.source
+        for f, i in first.items():
+            key = fkeys[f]
+            ev = (int(ts_l[i]), source, int(frame_l[i]))
+            obj = flows.get(key)
+            if obj is None:
+                flows[key] = obj = FlowFacts(ev)
+            elif ev < obj.first:
+                obj.first = ev
+            obj.packets += packets[f]
+            objs[f] = obj
+        size = len(feed._fkeys)
+        # paths, in order of their first packet
+        p = self.pid
+        pfirst = self.firsts(p, ip)
+        pcount = np.bincount(p[ip], minlength=len(feed._pkeys)).tolist()
+        p_flow = feed._p_flow
+        for q in pfirst:
+            ev = self.ev(pfirst[q])
+            pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
+            if ev < pf.first:
+                pf.first = ev
+            pf.packets += pcount[q]
+        offload = c["offload"] != 0
+        frag = c["i_frag"] != 0
+        i_size = c["i_size"]
+        df = ip & (c["i_df"] != 0) & ~offload & ~frag
+        if df.any():
+            hi = np.zeros(size, dtype=_I64)
+            np.maximum.at(hi, g[df], i_size[df])
+            hi_l = hi.tolist()
+            for f, obj in objs.items():
+                if hi_l[f] > obj.df_max:
+                    obj.df_max = hi_l[f]
+            df &= self.open_tops(g, {f: o.df_top for f, o in objs.items()}, -i_size)
+            gs, idx = self.tops(g, df, 5, -i_size)
+            for f, i in zip(gs, idx, strict=True):
+                objs[f].df_top.add((-int(i_size[i]), self.ev(i)))
+        i_ecn = c["i_ecn"]
+        ce = ip & (c["o_ttl"] >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (c["o_ecn"] == 3)
+        if ce.any():
+            self._ce(ce, objs)
+        flags = c["tcp_flags"]
+        tcp = ip & (flags >= 0)
+        if tcp.any():
+            mss = c["mss"]
+            syn = tcp & (flags & 0x02 != 0)
+            gs, idx = self.tops(g, syn & (mss != 0), 3, -mss)
+            for f, i in zip(gs, idx, strict=True):
+                objs[f].syn_mss.add((-int(mss[i]), self.ev(i)))
+            ece = tcp & ~syn & (flags & 0x40 != 0)
+            if ece.any():
+                cnt = np.bincount(g[ece], minlength=size).tolist()
+                for f in np.unique(g[ece]).tolist():
+                    objs[f].ece += cnt[f]
+        dup = ip & ~frag & (c["fp"] != 0)
+        if dup.any():
+            self._dups(dup, objs)
+        data = tcp & (c["tcp_len"] > 0) & ~offload
+        if data.any():
+            self._tcp(data, objs)
+
+    def _ce(self, ce: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        g, ts = self.fid, self.ts
+        size = len(self.feed._fkeys)
+        cnt = np.bincount(g[ce], minlength=size).tolist()
+        gs, idx = self.tops(g, ce, 4)
+        for f, i in zip(gs, idx, strict=True):
+            objs[f].ce_ev.add(self.ev(i))
+        if (ts[ce] == 0).any():
+            # a capture time of 0 reads as "none yet" in the scalar collector: replay it exactly
+            for i in np.flatnonzero(ce).tolist():
+                obj, t = objs[int(g[i])], int(ts[i])
+                if not obj.ce_first_ns or t < obj.ce_first_ns:
+                    obj.ce_first_ns = t
+        else:
+            lo = np.full(size, _BIG, dtype=_I64)
+            np.minimum.at(lo, g[ce], ts[ce])
+            lo_l = lo.tolist()
+            for f in np.unique(g[ce]).tolist():
+                obj = objs[f]
+                if not obj.ce_first_ns or lo_l[f] < obj.ce_first_ns:
+                    obj.ce_first_ns = lo_l[f]
+        for f in np.unique(g[ce]).tolist():
+            objs[f].ce_outer += cnt[f]
+
+    # -- duplicates -------------------------------------------------------------------------------------
+    def _dups(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized)."""
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        order = group_order(gi)
+        idx, gs = idx[order], gi[order]
+        m = gs.shape[0]
+        start = np.ones(m, dtype=bool)
+        start[1:] = gs[1:] != gs[:-1]
+        starts = np.flatnonzero(start)
+        rank = _ranks(gs)
+        groups = gs[starts].tolist()
+        ng = len(groups)
+        gpos = np.cumsum(start) - 1  # group ordinal of each row
+        # the flows' rings (the last 8 packets before this block), right-aligned in 8 columns
+        r_fp = np.zeros((ng, DUP_WINDOW), dtype=_U64)
+        r_ttl = np.zeros((ng, DUP_WINDOW), dtype=_I64)
+        r_ts = np.zeros((ng, DUP_WINDOW), dtype=_I64)
+        rings = [objs[f].dup for f in groups]
+        h0 = np.array([len(d.head) for d in rings], dtype=_I64)
+        r_len = np.array([len(d.ring) for d in rings], dtype=_I64)
+        flat = [e for d in rings for e in d.ring]
+        if flat:
+            fr = np.repeat(np.arange(ng), r_len)
+            fc = np.arange(len(flat)) + np.repeat(DUP_WINDOW - np.cumsum(r_len), r_len)  # right-aligned
+            e_fp, e_ttl, e_ts = zip(*flat, strict=True)
+            r_fp[fr, fc] = np.array(e_fp, dtype=_U64)
+            r_ttl[fr, fc] = e_ttl
+            r_ts[fr, fc] = e_ts
+        fp = self.c["fp"][idx].view(_U64)
+        ttl = self.c["i_ttl"][idx]
+        ts = self.ts[idx]
+        in_head = (h0[gpos] + rank) < DUP_WINDOW
+        check = ~in_head
+        # look-backs inside the block: equal fingerprints are rare, the rest is checked on them only
+        hit_back = np.zeros(m, dtype=_I64)  # the oldest matching look-back (DupTrack scans oldest first)
+        match_ttl = np.zeros(m, dtype=_I64)
+        for back in range(1, DUP_WINDOW + 1):
+            if m <= back:
+                break
+            same = np.flatnonzero(fp[back:] == fp[:-back]) + back
+            same = same[rank[same] >= back]  # the same flow
+            if same.shape[0]:
+                age = ts[same] - ts[same - back]
+                ok = check[same] & (age >= 0) & (age <= DUP_NS)
+                same = same[ok]
+                hit_back[same] = back
+                match_ttl[same] = ttl[same - back]
+        # look-backs reaching into the flow's ring: only a flow's first rows of the block
+        early = np.flatnonzero(check & (rank < DUP_WINDOW) & (r_len[gpos] > 0))
+        for back in range(1, DUP_WINDOW + 1):
+            e = early[(rank[early] < back) & (back - rank[early] <= r_len[gpos[early]])]
+            if e.shape[0] == 0:
+                continue
+            gp, col = gpos[e], DUP_WINDOW - (back - rank[e])
+            age = ts[e] - r_ts[gp, col]
+            ok = (r_fp[gp, col] == fp[e]) & (age >= 0) & (age <= DUP_NS)
+            e = e[ok]
+            hit_back[e] = back
+            match_ttl[e] = r_ttl[gp[ok], col[ok]]
+        found = hit_back > 0
+        loops = found & (ttl >= 0) & (ttl < match_ttl)
+        size = len(self.feed._fkeys)
+        dups = np.bincount(gs[found], minlength=size).tolist()
+        nloops = np.bincount(gs[loops], minlength=size).tolist()
+        frame = self.frame[idx]
+        source = self.source
+        # Python tuples only for the head rows and each flow's last 8 rows (its new ring)
+        head_rows = np.flatnonzero(in_head)
+        for f, a, b, t, fr in zip(
+            gs[head_rows].tolist(),
+            fp[head_rows].tolist(),
+            ttl[head_rows].tolist(),
+            ts[head_rows].tolist(),
+            frame[head_rows].tolist(),
+            strict=True,
+        ):
+            objs[f].dup.head.append((a, b, (t, source, fr)))
+        ends = np.empty(ng, dtype=_I64)
+        ends[:-1] = starts[1:]
+        ends[-1] = m
+        tail_rows = np.flatnonzero(rank >= (ends - starts - DUP_WINDOW)[gpos])  # each flow's last 8 rows
+        tails = list(zip(fp[tail_rows].tolist(), ttl[tail_rows].tolist(), ts[tail_rows].tolist(), strict=True))
+        t_end = np.cumsum(np.minimum(ends - starts, DUP_WINDOW)).tolist()  # tail rows are grouped in order
+        t_lo = 0
+        for k, f in enumerate(groups):
+            d = rings[k]
+            tail = tails[t_lo : t_end[k]]
+            t_lo = t_end[k]
+            if len(tail) < DUP_WINDOW and d.ring:
+                tail = d.ring[max(0, len(d.ring) - (DUP_WINDOW - len(tail))) :] + tail
+            d.ring = tail
+            d.duplicates += dups[f]
+            d.loops += nloops[f]
+        if found.any():
+            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
+            for f, i in zip(tg, ti, strict=True):
+                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+
+    # -- TCP ---------------------------------------------------------------------------------------------
+    def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        feed, c = self.feed, self.c
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        order = group_order(gi)
+        idx, gs = idx[order], gi[order]
+        m = gs.shape[0]
+        start = np.ones(m, dtype=bool)
+        start[1:] = gs[1:] != gs[:-1]
+        starts_a = np.flatnonzero(start)
+        starts = starts_a.tolist()
+        ends = [*starts[1:], m]
+        groups = gs[starts_a].tolist()
+        ng = len(groups)
+        gpos = np.cumsum(start) - 1
+        rank = _ranks(gs)
+        seq_a, len_a, size_a = c["tcp_seq"][idx], c["tcp_len"][idx], c["i_size"][idx]
+        end_a = (seq_a + len_a) & _M32
+        pid = self.pid[idx]
+        ts_a, frame_a = self.ts[idx], self.frame[idx]
+        source = self.source
+        pkeys = feed._pkeys
+
+        def event(i: int) -> TcpEvent:
+            # only for the segments that go through TcpTrack.add or wait in pending: numpy scalars → int
+            return TcpEvent(
+                int(seq_a[i]),
+                int(len_a[i]),
+                int(size_a[i]),
+                pkeys[int(pid[i])],
+                (int(ts_a[i]), source, int(frame_a[i])),
+            )
+
+        # per flow: the state this block starts from
+        tracks: list[TcpTrack] = []
+        room = np.zeros(ng, dtype=_I64)  # head slots left (0: the head is complete)
+        fresh = np.zeros(ng, dtype=bool)  # no data yet
+        simple = np.zeros(ng, dtype=bool)  # no data yet, or one run: what the vectorized way carries
+        base = np.zeros(ng, dtype=_I64)
+        path0 = np.full(ng, -2, dtype=_I64)
+        for k, f in enumerate(groups):
+            ff = objs[f]
+            tr = ff.tcp
+            if tr is None:
+                ff.tcp = tr = TcpTrack()
+            tracks.append(tr)
+            if tr.head_state is None:
+                room[k] = HEAD - len(tr.head)
+            if tr.next is None and tr.runs_total == 0:
+                fresh[k] = simple[k] = True
+            elif tr.runs_total == 1 and len(tr.runs) == 1 and tr.next is not None and tr.last is not None:
+                simple[k] = True
+                base[k] = tr.next
+                path0[k] = feed._pid.get((f, tr.last), -2)  # a path only one-by-one rows saw: no match
+        # a flow's first segment is new data: its end is where the flow stands, its path the run's
+        base = np.where(fresh, end_a[starts_a], base)
+        path0 = np.where(fresh, pid[starts_a], path0)
+        d = ((end_a - base[gpos] + (1 << 31)) & _M32) - (1 << 31)  # signed offset from where the flow stood
+        off = (pid != path0[gpos]) | (np.abs(d) >= _SERIAL_SPAN)
+        fast = simple & (np.bincount(gpos[off], minlength=ng) == 0)
+        # the rest (another path, a sequence jump, several runs): one segment at a time
+        python_rows = 0
+        for k in np.flatnonzero(~fast).tolist():
+            tr, ff = tracks[k], objs[groups[k]]
+            for j in range(starts[k], ends[k]):
+                tr.add(event(j), ff)
+            python_rows += ends[k] - starts[k]
+        self.feed.stats.tcp_python += python_rows
+        if not fast.any():
+            return
+        fast_row = fast[gpos]
+        head_row = fast_row & (rank < room[gpos])
+        m0 = np.zeros(ng, dtype=_I64)  # the highest offset the head reached (0: where the flow stood)
+        hrows = np.flatnonzero(head_row)
+        if hrows.shape[0]:
+            # held back: the events are kept as they are, the state is what TcpTrack.add would leave
+            np.maximum.at(m0, gpos[hrows], np.maximum(d[hrows], 0))
+            evs = [
+                TcpEvent(q, n, z, pkeys[p], (t, source, fr))
+                for q, n, z, p, t, fr in zip(
+                    seq_a[hrows].tolist(),
+                    len_a[hrows].tolist(),
+                    size_a[hrows].tolist(),
+                    pid[hrows].tolist(),
+                    ts_a[hrows].tolist(),
+                    frame_a[hrows].tolist(),
+                    strict=True,
+                )
+            ]
+            counts = np.bincount(gpos[hrows], minlength=ng)
+            lo = 0
+            for k in np.flatnonzero(counts).tolist():
+                n = int(counts[k])
+                part = evs[lo : lo + n]
+                lo += n
+                tr = tracks[k]
+                if fresh[k]:
+                    first = part[0]
+                    tr.runs = [(first.seq, first.path)]
+                    tr.runs_total = 1
+                    tr.first_path = tr.last = first.path
+                tr.head.extend(part)
+                tr.next = (int(base[k]) + int(m0[k])) & _M32
+                if len(tr.head) == HEAD:
+                    tr.head_state = tr._state()
+        tail = fast_row & ~head_row
+        if tail.any():
+            self._tcp_vectorized(tail, d, m0, gpos, groups, tracks, objs, base, idx, event)
+
+    def _tcp_vectorized(
+        self,
+        vec: np.ndarray,
+        d: np.ndarray,
+        m0: np.ndarray,
+        gpos: np.ndarray,
+        groups: list[int],
+        tracks: list[TcpTrack],
+        objs: dict[int, FlowFacts],
+        base: np.ndarray,
+        idx: np.ndarray,
+        event: Callable[[int], TcpEvent],
+    ) -> None:
+        """Flows whose data all goes over the path of their one run, head complete (see the module doc)."""
+        feed = self.feed
+        rows = np.flatnonzero(vec)
+        gp = gpos[rows]
+        dv = d[rows]
+        # running maximum of the offsets within each flow, exclusive, from where the head left it (m0)
+        lift = gp.astype(_I64) << 33
+        start = m0[gp]
+        incl = np.maximum.accumulate(np.maximum(dv, start) + lift) - lift
+        first = np.ones(rows.shape[0], dtype=bool)
+        first[1:] = gp[1:] != gp[:-1]
+        excl = np.empty_like(incl)
+        excl[1:] = incl[:-1]
+        excl = np.where(first, start, excl)
+        new = dv > excl
+        pid = self.pid[idx[rows]]
+        size = self.c["i_size"][idx[rows]]
+        npaths = len(feed._pkeys)
+        nb = len(SIZE_BINS)
+        bins = np.searchsorted(_SIZE_EDGES, size, side="right") - 1
+        # per path: new-data bins and maxima, retransmissions carried
+        if new.any():
+            hist = np.bincount(pid[new] * nb + bins[new], minlength=npaths * nb).reshape(npaths, nb)
+            nmax = np.zeros(npaths, dtype=_I64)
+            np.maximum.at(nmax, pid[new], size[new])
+            for q in np.unique(pid[new]).tolist():
+                pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
+                row = hist[q].tolist()
+                pf.new_bins = [a + b for a, b in zip(pf.new_bins, row, strict=True)]
+                pf.new_max = max(pf.new_max, int(nmax[q]))
+        ends = m0.copy()
+        np.maximum.at(ends, gp, dv)
+        gl = np.unique(gp).tolist()
+        for k in gl:
+            tracks[k].next = int((int(base[k]) + int(ends[k])) & _M32)
+        retx = ~new
+        if not retx.any():
+            return
+        here = np.bincount(pid[retx], minlength=npaths).tolist()
+        for q in np.unique(pid[retx]).tolist():
+            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_here += here[q]
+        # retransmissions wait in pending until it holds HEAD; later ones are blamed at once (overflow)
+        r_rows = np.flatnonzero(retx)
+        r_gp = gp[r_rows]
+        m = r_rows.shape[0]
+        st = np.ones(m, dtype=bool)
+        st[1:] = r_gp[1:] != r_gp[:-1]
+        p = np.arange(m)
+        rank = p - np.maximum.accumulate(np.where(st, p, 0))
+        room = np.array([HEAD - len(t.pending) for t in tracks], dtype=_I64)
+        waits = rank < room[r_gp]
+        for i in rows[r_rows[waits]].tolist():
+            tracks[int(gpos[i])].pending.append(event(i))
+        blamed = ~waits
+        if not blamed.any():
+            return
+        b_rows = r_rows[blamed]
+        b_gp = gp[b_rows]
+        over = np.bincount(b_gp, minlength=len(groups)).tolist()
+        for k in np.unique(b_gp).tolist():
+            tracks[k].overflow += over[k]
+        b_pid = pid[b_rows]
+        hist = np.bincount(b_pid * nb + bins[b_rows], minlength=npaths * nb).reshape(npaths, nb)
+        small = np.full(npaths, _BIG, dtype=_I64)
+        np.minimum.at(small, b_pid, size[b_rows])
+        for q in np.unique(b_pid).tolist():
+            pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
+            pf.retx_bins = [a + b for a, b in zip(pf.retx_bins, hist[q].tolist(), strict=True)]
+            pf.retx_min_size = min(pf.retx_min_size, int(small[q]))
+        # evidence: the first 8 blamed retransmissions of each path
+        fi = idx[rows[b_rows]]
+        sel = np.zeros(self.ts.shape[0], dtype=bool)
+        sel[fi] = True
+        gs, ii = self.tops(self.pid, sel, 8)
+        for q, i in zip(gs, ii, strict=True):
+            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_ev.add(self.ev(i))
+
+
+__all__ = ["BLOCK", "COLUMNS", "FactsFeed", "FeedStats", "extra_columns", "fast_columns", "fingerprints"]

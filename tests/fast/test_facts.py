@@ -1,0 +1,273 @@
+"""The fast engine feeds the findings' collector exactly as the scalar analyze loop does.
+
+Compared: the facts themselves (every field of every tunnel, flow, path, TCP and duplicate
+state, held-back heads and pending events included, before and after finalizing) and the
+findings JSON.  Dict comparison ignores insertion order; everything else must match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Aggregates, Correlator
+from ipsotrace.decode import decode
+from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
+from ipsotrace.fast import engine
+from ipsotrace.fast import facts as F
+from ipsotrace.fast.batch import BatchReader
+from ipsotrace.fast.decode import decode_batch
+from ipsotrace.fast.engine import FastAnalyzer
+from ipsotrace.fast.parallel import Settings, analyze_parallel, units
+from ipsotrace.findings import Collector, Facts, evaluate, extra, findings_json
+from ipsotrace.findings.collect import fingerprint
+from ipsotrace.sources import CaptureFile
+from tests.conftest import require
+from tests.corpus import CORPUS, config_for
+from tests.fast.gen import GenFrame, mixed_frames, write_pcap
+from tests.fast.test_engine import _vxlan_tcp, tcp_frames
+from tests.findings.helpers import scenario_options
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted([*ROOT.glob("captures/*.pcap*"), *ROOT.glob("captures/findings/*.pcap")])
+CORPUS_FILES = sorted(p for p in CORPUS.glob("*.pcap*") if not p.name.endswith(".json")) if CORPUS.is_dir() else []
+
+
+def scalar(paths: list[Path], cfg: DissectConfig, **kw: Any) -> tuple[Aggregates, Facts]:
+    """The scalar analyze loop: decode (with reassembly), Correlator.add, Collector.add."""
+    corr = Correlator(**kw)
+    coll = Collector(**{k: v for k, v in kw.items() if k != "gre_key_as_id"})
+    for p in paths:
+        with CaptureFile(p) as cap:
+            corr.begin_source(str(p))
+            coll.begin_source(str(p))
+            for pkt in decode(cap, cfg):
+                coll.add(pkt, corr.add(pkt))
+    return corr.result, coll.result
+
+
+def fast(paths: list[Path], cfg: DissectConfig, **kw: Any) -> tuple[Aggregates, Facts, F.FeedStats]:
+    corr = Correlator(**kw)
+    coll = Collector(**{k: v for k, v in kw.items() if k != "gre_key_as_id"})
+    stats = F.FeedStats()
+    for p in paths:
+        fa = FastAnalyzer(corr, cfg, collector=coll)
+        fa.add_file(p)
+        assert fa.facts is not None
+        for f in dataclasses.fields(stats):
+            setattr(stats, f.name, getattr(stats, f.name) + getattr(fa.facts.stats, f.name))
+    return corr.result, coll.result, stats
+
+
+def same_facts(a: Facts, b: Facts) -> None:
+    """Equal facts: the state as collected, and as finalized."""
+    for x, y in ((a, b), (a.finalized_copy(), b.finalized_copy())):
+        da, db = dataclasses.asdict(x), dataclasses.asdict(y)
+        if da != db:
+            for k in da:
+                if isinstance(da[k], dict):
+                    for key in set(da[k]) | set(db[k]):
+                        assert da[k].get(key) == db[k].get(key), (k, key)
+                assert da[k] == db[k], k
+        assert da == db
+
+
+def same_findings(agg_a: Aggregates, a: Facts, agg_b: Aggregates, b: Facts) -> None:
+    ja = json.dumps(findings_json(evaluate(agg_a, a)), sort_keys=True)
+    jb = json.dumps(findings_json(evaluate(agg_b, b)), sort_keys=True)
+    assert ja == jb
+
+
+def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.FeedStats:
+    cfg = cfg or DissectConfig()
+    agg_s, facts_s = scalar(paths, cfg, **kw)
+    agg_f, facts_f, stats = fast(paths, cfg, **kw)
+    same_facts(facts_s, facts_f)
+    same_findings(agg_s, facts_s, agg_f, facts_f)
+    return stats
+
+
+@pytest.fixture
+def tiny_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sub-batches of 7 frames, blocks of 20 rows: state crosses many boundaries."""
+    monkeypatch.setattr(engine, "SUB_BATCH", 7)
+    monkeypatch.setattr(F, "BLOCK", 20)
+
+
+# --- shipped captures: every finding scenario -------------------------------------------------------
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_captures_same_facts(path: Path) -> None:
+    check([path])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_captures_across_batches(path: Path, tiny_batches: None) -> None:
+    check([path])
+
+
+def test_all_shipped_captures_as_one_input() -> None:
+    check(SHIPPED)
+
+
+def test_scenarios_give_their_findings() -> None:
+    """The fast engine finds what each scenario capture was made for (not just "the same nothing")."""
+    scenarios = sorted(p for p in ROOT.glob("captures/findings/*.pcap") if p.stem != "clean")
+    assert len(scenarios) >= 23
+    for path in scenarios:
+        inventory, untrusted = scenario_options(path.stem)  # the scenario's inventory / untrusted networks
+        agg, facts, _ = fast([path], DissectConfig())
+        ids = {f["id"] for f in findings_json(evaluate(agg, facts, inventory=inventory, untrusted=untrusted))}
+        assert path.stem in ids, path.name
+
+
+# --- public corpus --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
+def test_corpus_same_facts(path: Path) -> None:
+    cfg = config_for(json.loads(Path(str(path) + ".truth.json").read_text()))
+    check([path], cfg)
+
+
+def test_corpus_is_there() -> None:
+    require(bool(CORPUS_FILES), f"public corpus not found at {CORPUS}")
+
+
+# --- generated captures ---------------------------------------------------------------------------------
+_INNER_TTL = 14 + 20 + 8 + 8 + 14 + 8  # Ethernet, outer IPv4, UDP, VXLAN, inner Ethernet; IPv4 TTL byte
+
+
+def dup_tcp_frames(seed: int, n: int) -> list[GenFrame]:
+    """TCP over VXLAN with retransmissions across entropy ports (tcp_frames), plus duplicated packets.
+
+    Copies come 0 to 80 ms later (the window is 50 ms), some with the inner TTL lower (a loop),
+    some out of timestamp order.
+    """
+    r = random.Random(seed)
+    out: list[GenFrame] = []
+    for f in tcp_frames(seed, n):
+        out.append(f)
+        if r.random() < 0.12:
+            data = bytearray(f.data)
+            if r.random() < 0.4:
+                data[_INNER_TTL] -= r.randrange(1, 3)
+            out.append(GenFrame(f.ts_ns + r.choice([0, 1000, 30_000_000, 80_000_000, -500]), bytes(data), f.wirelen))
+    return out
+
+
+def _write(frames: list[GenFrame], d: str, name: str = "g.pcap") -> Path:
+    path = Path(d) / name
+    path.write_bytes(write_pcap(frames, nanos=True))
+    return path
+
+
+def test_generated_mixed_same_facts(tmp_path: Path) -> None:
+    frames = mixed_frames(1500, seed=5) + dup_tcp_frames(6, 1500)
+    stats = check([_write(frames, str(tmp_path))])
+    assert stats.rows > 2000 and stats.tcp_python > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5), st.booleans())
+def test_generated_tcp_and_duplicates_same_facts(seed: int, split: int, mixed: bool) -> None:
+    frames = dup_tcp_frames(seed, 500)
+    if mixed:
+        other = mixed_frames(200, seed=seed)
+        frames = [f for pair in zip(frames, other, strict=False) for f in pair] + frames[len(other) :]
+    old = engine.SUB_BATCH, F.BLOCK
+    engine.SUB_BATCH, F.BLOCK = 31 * split, 45 * split
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            check([_write(frames, d)])
+    finally:
+        engine.SUB_BATCH, F.BLOCK = old
+
+
+def test_long_tcp_flows_vectorized() -> None:
+    """Many data segments per flow: most go the vectorized way, with retransmissions blamed there."""
+    r = random.Random(9)
+    seq = {f: r.randrange(1 << 32) for f in range(6)}
+    frames = []
+    for i in range(6000):
+        f = r.randrange(6)
+        if r.random() < 0.1:
+            s = (seq[f] - 1000 * r.randrange(1, 20)) & 0xFFFFFFFF  # a retransmission, same path
+        else:
+            s, seq[f] = seq[f], (seq[f] + 1000) & 0xFFFFFFFF
+        d = _vxlan_tcp(f, s, 1000, 50000 + f)
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+    with tempfile.TemporaryDirectory() as d:
+        old = engine.SUB_BATCH, F.BLOCK
+        engine.SUB_BATCH, F.BLOCK = 500, 1500
+        try:
+            stats = check([_write(frames, d)])
+        finally:
+            engine.SUB_BATCH, F.BLOCK = old
+    assert stats.tcp_python < 6 * 16 + 100  # heads and the odd pending: the rest vectorized
+
+
+def test_caps_go_one_by_one(tmp_path: Path) -> None:
+    frames = mixed_frames(600, seed=8) + dup_tcp_frames(8, 600)
+    path = _write(frames, str(tmp_path))
+    stats = check([path], max_flows=5, max_tunnels=4)
+    assert stats.one_by_one > 0
+
+
+def test_several_files(tmp_path: Path) -> None:
+    a = _write(dup_tcp_frames(1, 400), str(tmp_path), "a.pcap")
+    b = _write(mixed_frames(400, seed=2), str(tmp_path), "b.pcap")
+    c = _write(dup_tcp_frames(3, 400), str(tmp_path), "c.pcap")
+    check([a, b, c])
+
+
+# --- --jobs ---------------------------------------------------------------------------------------------
+def test_parallel_facts_merge_like_one_pass(tmp_path: Path) -> None:
+    # in-order TCP and no duplicates across cuts: Facts.merge's bounded exceptions cannot occur
+    r = random.Random(3)
+    seq = {f: r.randrange(1 << 32) for f in range(40)}
+    frames = []
+    for i in range(4000):
+        f = r.randrange(40)
+        d = _vxlan_tcp(f, seq[f], 1200, 50000 + f, vni=100 + f % 4)
+        seq[f] = (seq[f] + 1200) & 0xFFFFFFFF
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+    big = _write(frames, str(tmp_path), "big.pcap")
+    assert len(units([big], 3)) >= 2
+    s = Settings(DissectConfig(), DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, False, True, findings=True)
+    par = analyze_parallel([big], 3, s)
+    agg, facts = scalar([big], DissectConfig())
+    assert par.facts is not None
+    a, b = dataclasses.asdict(facts.finalized_copy()), dataclasses.asdict(par.facts.finalized_copy())
+    assert a == b
+    same_findings(agg, facts, par.result, par.facts)
+
+
+# --- building blocks ------------------------------------------------------------------------------------
+def test_fingerprints_match_the_scalar_extra(tmp_path: Path) -> None:
+    """numpy's fingerprint of each fast row is the one extra() computes from the dissected packet."""
+    path = _write(mixed_frames(800, seed=11) + dup_tcp_frames(12, 200), str(tmp_path))
+    cfg = DissectConfig()
+    checked = 0
+    with BatchReader(path) as reader:
+        for batch in reader:
+            fc = decode_batch(batch, cfg, tunnelled_only=True)
+            fps = F.fingerprints(fc.cols).view(np.uint64).tolist()
+            for i, row in enumerate(fc.cols["row"].tolist()):
+                pkt = dissect_frame(batch.frame_bytes(row), int(batch.linktype[row]), cfg)
+                assert extra(pkt).fingerprint == fps[i]
+                checked += 1
+    assert checked > 300
+
+
+def test_fingerprint_is_stable() -> None:
+    # a fixed value: parts analysed in other processes (and numpy) must agree with it
+    assert fingerprint((1, 2, 3, -1, -1, -1, -1)) == fingerprint((1, 2, 3, -1, -1, -1, -1))
+    assert fingerprint((1, 2, 3, -1, -1, -1, -1)) != fingerprint((1, 2, 4, -1, -1, -1, -1))
+    assert fingerprint(()) != 0
