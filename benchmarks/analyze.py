@@ -1,5 +1,9 @@
 """Analysis throughput: ipsotrace fast path vs scalar path vs tshark -T fields vs a plain dpkt loop.
 
+Tools: ``fast`` (the default analyze engine with the findings' facts), ``fast-agg`` (the same without
+the findings' facts), ``cli`` (the whole ``python -m ipsotrace analyze FILE --json`` command: start-up,
+imports, findings and the JSON document included), ``scalar``, ``tshark``, ``dpkt``.
+
     python benchmarks/analyze.py               # 1 M packets, plus the 4 M peak-RSS run
     python benchmarks/analyze.py --quick       # 100 k packets, no 4 M run
     python benchmarks/analyze.py --packets 2000000 --sample 200000
@@ -74,6 +78,13 @@ def _scalar(path: str, limit: int) -> int:
     return corr.result.packets
 
 
+def _cli(path: str, limit: int) -> int:
+    """The whole command, as a user runs it: interpreter start, imports, analysis, findings, JSON."""
+    args = [sys.executable, "-m", "ipsotrace", "analyze", path, "--json"]
+    out = subprocess.run(args, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout
+    return int(json.loads(out)["packets"])
+
+
 def _tshark(path: str, limit: int) -> int:
     args = ["tshark", "-n", "-r", path, "-T", "fields"]
     for f in TSHARK_FIELDS:
@@ -115,7 +126,7 @@ def _dpkt(path: str, limit: int) -> int:
     return n
 
 
-TOOLS = {"fast": _fast, "fast-agg": _fast_aggregates, "scalar": _scalar, "tshark": _tshark, "dpkt": _dpkt}
+TOOLS = {"fast": _fast, "fast-agg": _fast_aggregates, "cli": _cli, "scalar": _scalar, "tshark": _tshark, "dpkt": _dpkt}
 
 
 _PRELOAD = {
@@ -124,6 +135,7 @@ _PRELOAD = {
     "scalar": ("ipsotrace.decode", "ipsotrace.correlate", "ipsotrace.sources", "ipsotrace.findings"),
     "dpkt": ("dpkt",),
     "tshark": (),
+    "cli": (),
 }
 
 
@@ -181,11 +193,11 @@ def _available(tool: str) -> bool:
 
 
 def rows(kind: str, path: Path, n: int, sample: int, repeat: int) -> Iterator[tuple[str, str, dict[str, float]]]:
-    for tool in ("fast", "fast-agg", "scalar", "tshark", "dpkt"):
+    for tool in ("fast", "fast-agg", "cli", "scalar", "tshark", "dpkt"):
         if not _available(tool):
             print(f"  ({tool} not installed: skipped)", file=sys.stderr)
             continue
-        limit = 0 if tool.startswith("fast") else min(sample, n)
+        limit = 0 if tool in ("fast", "fast-agg", "cli") else min(sample, n)
         print(f"  {kind}: {tool} on {limit or n} packets…", file=sys.stderr, flush=True)
         r = run(tool, path, limit, repeat)
         yield tool, ("sample" if limit and limit < n else "all"), r

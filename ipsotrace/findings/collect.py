@@ -24,9 +24,8 @@ other paths) are counted in ``FlowFacts.tcp.inexact``.
 
 from __future__ import annotations
 
-import copy
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, NamedTuple, TypeVar
 
 from ipsotrace.correlate.aggregates import DEFAULT_MAX_TUNNELS, SIZE_BINS, seq_after, size_bin
@@ -77,6 +76,9 @@ class Top(Generic[T]):
 
     def merge(self, o: Top[T]) -> None:
         self.items = sorted(set(self.items) | set(o.items))[: self.n]  # type: ignore[type-var]
+
+    def clone(self) -> Top[T]:
+        return Top(self.n, list(self.items))  # the items are immutable tuples
 
 
 class Extra(NamedTuple):
@@ -216,6 +218,19 @@ class TunnelFacts:
     def overhead(self) -> int | None:
         return self.overhead_max if self.overhead_max else None
 
+    def clone(self) -> TunnelFacts:
+        return replace(
+            self,
+            outer_top=self.outer_top.clone(),
+            ttl_ev=self.ttl_ev.clone(),
+            dscp_ev=self.dscp_ev.clone(),
+            ecn_ev=self.ecn_ev.clone(),
+            bad_flags=dict(self.bad_flags),
+            bad_flags_ev=self.bad_flags_ev.clone(),
+            ttl_expired_ev=self.ttl_expired_ev.clone(),
+            ttl_expired_reporters=self.ttl_expired_reporters.clone(),
+        )
+
 
 def _bins() -> list[int]:
     return [0] * len(SIZE_BINS)
@@ -243,6 +258,9 @@ class PathFacts:
         self.retx_ev.merge(o.retx_ev)
         self.retx_min_size = min(self.retx_min_size, o.retx_min_size)
         self.retx_here += o.retx_here
+
+    def clone(self) -> PathFacts:
+        return replace(self, new_bins=list(self.new_bins), retx_bins=list(self.retx_bins), retx_ev=self.retx_ev.clone())
 
 
 class TcpEvent(NamedTuple):
@@ -345,6 +363,9 @@ class TcpTrack:
         i = self._covering(e.seq)
         return i >= 0 and all(pk == e.path for _, pk in self.runs[i:])
 
+    def clone(self) -> TcpTrack:
+        return replace(self, runs=list(self.runs), head=list(self.head), pending=list(self.pending))
+
     def finalize(self, ff: FlowFacts) -> None:
         """Count the held-back head and the pending retransmissions: nothing came before this part."""
         if self.head:
@@ -429,6 +450,9 @@ class DupTrack:
                 break
         self._push(fp, ttl, ev[0])
 
+    def clone(self) -> DupTrack:
+        return replace(self, ring=list(self.ring), head=list(self.head), ev=self.ev.clone())
+
     def replay_head(self) -> None:
         events = self.head
         ring, self.ring = self.ring, []
@@ -493,6 +517,17 @@ class FlowFacts:
             else:
                 self.tcp.merge(o.tcp, self)
         self.dup.merge(o.dup)
+
+    def clone(self) -> FlowFacts:
+        return replace(
+            self,
+            df_top=self.df_top.clone(),
+            syn_mss=self.syn_mss.clone(),
+            ce_ev=self.ce_ev.clone(),
+            paths={pk: pf.clone() for pk, pf in self.paths.items()},
+            tcp=None if self.tcp is None else self.tcp.clone(),
+            dup=self.dup.clone(),
+        )
 
     def finalize(self) -> None:
         if self.tcp is not None:
@@ -600,7 +635,14 @@ class Facts:
         """The facts with every held-back head counted, as one pass from the start gives them."""
         if self.finalized:
             return self
-        out = copy.deepcopy(self)
+        # a copy of every mutable part (much faster than copy.deepcopy): the collector may go on
+        out = replace(
+            self,
+            tunnels={k: t.clone() for k, t in self.tunnels.items()},
+            flows={k: f.clone() for k, f in self.flows.items()},
+            frags={k: replace(f, ev=f.ev.clone()) for k, f in self.frags.items()},
+            crypto={k: replace(c, ev=c.ev.clone()) for k, c in self.crypto.items()},
+        )
         for f in out.flows.values():
             f.finalize()
         out.finalized = True
