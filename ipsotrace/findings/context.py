@@ -136,6 +136,15 @@ class Context:
         return out
 
     @cached_property
+    def flows_by_path(self) -> dict[PathKey, list[FlowKey]]:
+        """The flows each outer path carried (an ICMP quote may name only the path)."""
+        out: dict[PathKey, list[FlowKey]] = {}
+        for fk, ff in self.facts.flows.items():
+            for pk in ff.paths:
+                out.setdefault(pk, []).append(fk)
+        return out
+
+    @cached_property
     def flows_by_link(self) -> dict[TunnelKey, tuple[list[TunnelKey], list[FlowKey]]]:
         """Both directions of a tunnel together, keyed by the direction seen first: its tunnels
         (one or two) and the inner flows of both."""

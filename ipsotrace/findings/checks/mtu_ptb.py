@@ -38,7 +38,7 @@ def check(ctx: Context) -> list[Finding]:
             if p.flow is not None and p.flow in ctx.facts.flows:
                 flows.append(p.flow)
             elif p.path is not None:
-                flows += [fk for fk, ff in ctx.facts.flows.items() if p.path in ff.paths]
+                flows += ctx.flows_by_path.get(p.path, [])
         flows = sorted(set(flows), key=lambda fk: ctx.facts.flows[fk].first)
         if not flows:  # the quote stops before the inner header: every flow of the tunnel is exposed
             for tk in tunnels:
