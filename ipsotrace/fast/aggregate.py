@@ -151,6 +151,19 @@ def outer_hop(c: dict[str, int], encap: str, tid: int) -> Hop:
     )
 
 
+def row_keys(
+    cols: dict[str, np.ndarray], r: int, encaps: list[str]
+) -> tuple[tuple[object, ...], tuple[object, ...], tuple[object, ...]]:
+    """Row ``r``'s inner flow, tunnel and outer path keys, as the correlator and the collector key them."""
+    row = {k: int(cols[k][r]) for k in (*FP_KEY, "o_ttl", "o_dscp", "o_ecn", "o_size")}
+    hop = outer_hop(row, encaps[row["encap"]], row["tid"])
+    iv = row["i_ver"]
+    src = address(iv, row["i_src_hi"], row["i_src_lo"])
+    dst = address(iv, row["i_dst_hi"], row["i_dst_lo"])
+    fk = (hop.encap, hop.tunnel_id, _l3(iv), src, dst, row["i_proto"], row["i_sport"], row["i_dport"])
+    return fk, hop.tunnel_key, hop.path_key
+
+
 def address(ver: int, hi: int, lo: int) -> str:
     if ver == 4:
         return socket.inet_ntop(socket.AF_INET, (lo & 0xFFFFFFFF).to_bytes(4, "big"))

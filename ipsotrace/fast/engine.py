@@ -280,9 +280,18 @@ class FastAnalyzer:
         if len(agg.flows) + n <= agg.max_flows and len(agg.tunnels) + n <= agg.max_tunnels:
             return False  # the common case: far from the caps
         self.flush(self._source)
-        flows = np.unique(A.key_hashes(cols, A.FLOW_KEY)).shape[0]
-        tunnels = np.unique(A.key_hashes(cols, A.TUNNEL_KEY)).shape[0]
-        return len(agg.flows) + flows > agg.max_flows or len(agg.tunnels) + tunnels > agg.max_tunnels
+        # count only the keys the aggregates do not hold yet (one key per distinct hash, near the caps only)
+        new_flows = new_tunnels = 0
+        for names, known, is_flow in ((A.FLOW_KEY, agg.flows, True), (A.TUNNEL_KEY, agg.tunnels, False)):
+            _, first = np.unique(A.key_hashes(cols, names), return_index=True)
+            for r in first.tolist():
+                fk, tk, _pk = A.row_keys(cols, r, self.encaps)
+                if (fk if is_flow else tk) not in known:
+                    if is_flow:
+                        new_flows += 1
+                    else:
+                        new_tunnels += 1
+        return len(agg.flows) + new_flows > agg.max_flows or len(agg.tunnels) + new_tunnels > agg.max_tunnels
 
     def _rows(self, cols: dict[str, np.ndarray]) -> None:
         """Fold rows of tunnelled packets (in capture order) into the accumulator."""

@@ -262,6 +262,23 @@ def test_caps_keep_every_packet_accounted(tmp_path: Path) -> None:
     assert sum(t["packets"] for t in doc["tunnels"]) + doc["evicted_tunnels"]["packets"] == tunnelled
 
 
+def test_near_the_cap_known_flows_stay_vectorized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows whose flows the aggregates already hold cannot evict anything: no per-packet replay for them."""
+    monkeypatch.setattr(engine, "SUB_BATCH", 256)
+    frames = []
+    for i in range(4000):
+        f = i % 300  # every flow is seen in the first sub-batches, then only seen again
+        d = _vxlan_tcp(f, 1000 * i, 100, 50000, vni=1 + f % 5)
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+    path = tmp_path / "near.pcap"
+    path.write_bytes(write_pcap(frames))
+    # 300 flows under a cap of 310: each sub-batch of 256 rows is "near" the cap, none passes it
+    doc, stats = fast_doc([path], DissectConfig(), max_flows=310)
+    same(scalar_doc([path], DissectConfig(), max_flows=310), doc)
+    assert stats.one_by_one < 600  # only the first sub-batches, while new flows still arrive
+    assert doc["evicted_flows"]["packets"] == 0
+
+
 def test_hash_collisions_fall_back_to_exact_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If two keys ever shared a hash, their rows would go through the correlator one by one."""
     monkeypatch.setattr(A, "key_hashes", lambda cols, names: np.zeros(cols[names[0]].shape[0], dtype=np.int64))
