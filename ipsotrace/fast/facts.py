@@ -226,6 +226,16 @@ class FactsFeed:
         self._tid: dict[TunnelKey, int] = {}
         self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
         self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
+        # per flow group, the duplicate state of the flows blocks saw since the last sync(): the ring
+        # (right-aligned, _d_len entries), the head length and the counts not yet in the DupTrack
+        self._d_live = np.zeros(0, dtype=bool)
+        self._d_len = np.zeros(0, dtype=_I64)
+        self._d_head = np.zeros(0, dtype=_I64)
+        self._d_fp = np.zeros((0, DUP_WINDOW), dtype=_U64)
+        self._d_ttl = np.zeros((0, DUP_WINDOW), dtype=_I64)
+        self._d_ts = np.zeros((0, DUP_WINDOW), dtype=_I64)
+        self._d_dups = np.zeros(0, dtype=_I64)
+        self._d_loops = np.zeros(0, dtype=_I64)
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -252,6 +262,7 @@ class FactsFeed:
     def add_packet(self, pkt: Packet, v: View) -> None:
         """A packet rows cannot carry: after everything before it, through the scalar collector."""
         self.flush()
+        self.sync()
         self.coll.add(pkt, v)
         self._max_ts = max(self._max_ts, pkt.ts_ns)
 
@@ -278,11 +289,75 @@ class FactsFeed:
             c = {k: v[order] for k, v in c.items()}
             pid = pid[order]
         if collided:
+            self.sync()
             self._one_by_one(c)
         elif self._cap_pressure(c, pid):
+            self.sync()
             self._one_by_one(self._all_columns(parts))
         else:
             _Block(self, c, pid).run()
+
+    def finish(self) -> None:
+        """Flush and :meth:`sync`: the collector's facts are then complete, for anyone to read or merge."""
+        self.flush()
+        self.sync()
+
+    def sync(self) -> None:
+        """Write the state blocks keep in arrays into the collector's objects.
+
+        Needed before anything else reads or changes those objects: the scalar collector (a
+        packet rows cannot carry, a block that goes one by one: it may also evict flows), the
+        findings, a merge.  The arrays are reloaded from the objects by the next block.
+        """
+        live = np.flatnonzero(self._d_live)
+        if not live.shape[0]:
+            return
+        flows, fkeys = self.coll.result.flows, self._fkeys
+        n_l, dups, loops = self._d_len[live].tolist(), self._d_dups[live].tolist(), self._d_loops[live].tolist()
+        fp, ttl, ts = self._d_fp[live].tolist(), self._d_ttl[live].tolist(), self._d_ts[live].tolist()
+        for k, f in enumerate(live.tolist()):
+            d = flows[fkeys[f]].dup
+            lo = DUP_WINDOW - n_l[k]
+            d.ring = list(zip(fp[k][lo:], ttl[k][lo:], ts[k][lo:], strict=True))
+            d.duplicates += dups[k]
+            d.loops += loops[k]
+        self._d_dups[live] = 0
+        self._d_loops[live] = 0
+        self._d_live[live] = False
+
+    def _dup_state(self, groups: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """Make the duplicate arrays cover every flow group and hold ``groups``' state."""
+        n = len(self._fkeys)
+        if self._d_live.shape[0] < n:
+            size = max(n, 2 * self._d_live.shape[0], 1024)
+
+            def grown(a: np.ndarray) -> np.ndarray:
+                out = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
+                out[: a.shape[0]] = a
+                return out
+
+            self._d_live, self._d_len, self._d_head = grown(self._d_live), grown(self._d_len), grown(self._d_head)
+            self._d_fp, self._d_ttl, self._d_ts = grown(self._d_fp), grown(self._d_ttl), grown(self._d_ts)
+            self._d_dups, self._d_loops = grown(self._d_dups), grown(self._d_loops)
+        cold = groups[~self._d_live[groups]]
+        if not cold.shape[0]:
+            return
+        tracks = [objs[f].dup for f in cold.tolist()]
+        r_len = np.array([len(d.ring) for d in tracks], dtype=_I64)
+        self._d_len[cold] = r_len
+        self._d_head[cold] = [len(d.head) for d in tracks]
+        flat = [e for d in tracks for e in d.ring]
+        self._d_fp[cold] = 0
+        self._d_ttl[cold] = 0
+        self._d_ts[cold] = 0
+        if flat:
+            fr = np.repeat(cold, r_len)
+            fc = np.arange(len(flat)) + np.repeat(DUP_WINDOW - np.cumsum(r_len), r_len)  # right-aligned
+            e_fp, e_ttl, e_ts = zip(*flat, strict=True)
+            self._d_fp[fr, fc] = np.array(e_fp, dtype=_U64)
+            self._d_ttl[fr, fc] = e_ttl
+            self._d_ts[fr, fc] = e_ts
+        self._d_live[cold] = True
 
     def _all_columns(self, parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> dict[str, np.ndarray]:
         c = {k: np.concatenate([p[0][k] for p in parts]) for k in COLUMNS}
@@ -605,7 +680,11 @@ class _Block:
 
     # -- duplicates -------------------------------------------------------------------------------------
     def _dups(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
-        """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized)."""
+        """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized).
+
+        The rings and counts stay in the feed's arrays (:meth:`FactsFeed.sync` writes them out).
+        """
+        feed = self.feed
         idx = np.flatnonzero(sel)
         gi = self.fid[idx]
         order = group_order(gi)
@@ -615,24 +694,13 @@ class _Block:
         start[1:] = gs[1:] != gs[:-1]
         starts = np.flatnonzero(start)
         rank = _ranks(gs)
-        groups = gs[starts].tolist()
-        ng = len(groups)
+        groups = gs[starts]
+        ng = groups.shape[0]
         gpos = np.cumsum(start) - 1  # group ordinal of each row
+        feed._dup_state(groups, objs)
         # the flows' rings (the last 8 packets before this block), right-aligned in 8 columns
-        r_fp = np.zeros((ng, DUP_WINDOW), dtype=_U64)
-        r_ttl = np.zeros((ng, DUP_WINDOW), dtype=_I64)
-        r_ts = np.zeros((ng, DUP_WINDOW), dtype=_I64)
-        rings = [objs[f].dup for f in groups]
-        h0 = np.array([len(d.head) for d in rings], dtype=_I64)
-        r_len = np.array([len(d.ring) for d in rings], dtype=_I64)
-        flat = [e for d in rings for e in d.ring]
-        if flat:
-            fr = np.repeat(np.arange(ng), r_len)
-            fc = np.arange(len(flat)) + np.repeat(DUP_WINDOW - np.cumsum(r_len), r_len)  # right-aligned
-            e_fp, e_ttl, e_ts = zip(*flat, strict=True)
-            r_fp[fr, fc] = np.array(e_fp, dtype=_U64)
-            r_ttl[fr, fc] = e_ttl
-            r_ts[fr, fc] = e_ts
+        r_fp, r_ttl, r_ts = feed._d_fp[groups], feed._d_ttl[groups], feed._d_ts[groups]
+        h0, r_len = feed._d_head[groups], feed._d_len[groups]
         fp = self.c["fp"][idx].view(_U64)
         ttl = self.c["i_ttl"][idx]
         ts = self.ts[idx]
@@ -665,13 +733,17 @@ class _Block:
             hit_back[e] = back
             match_ttl[e] = r_ttl[gp[ok], col[ok]]
         found = hit_back > 0
-        loops = found & (ttl >= 0) & (ttl < match_ttl)
-        size = len(self.feed._fkeys)
-        dups = np.bincount(gs[found], minlength=size).tolist()
-        nloops = np.bincount(gs[loops], minlength=size).tolist()
         frame = self.frame[idx]
         source = self.source
-        # Python tuples only for the head rows and each flow's last 8 rows (its new ring)
+        if found.any():
+            loops = found & (ttl >= 0) & (ttl < match_ttl)
+            size = feed._d_dups.shape[0]
+            feed._d_dups += np.bincount(gs[found], minlength=size)
+            feed._d_loops += np.bincount(gs[loops], minlength=size)
+            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
+            for f, i in zip(tg, ti, strict=True):
+                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+        # Python tuples only for the head rows (a flow's first 8 packets)
         head_rows = np.flatnonzero(in_head)
         for f, a, b, t, fr in zip(
             gs[head_rows].tolist(),
@@ -685,23 +757,21 @@ class _Block:
         ends = np.empty(ng, dtype=_I64)
         ends[:-1] = starts[1:]
         ends[-1] = m
-        tail_rows = np.flatnonzero(rank >= (ends - starts - DUP_WINDOW)[gpos])  # each flow's last 8 rows
-        tails = list(zip(fp[tail_rows].tolist(), ttl[tail_rows].tolist(), ts[tail_rows].tolist(), strict=True))
-        t_end = np.cumsum(np.minimum(ends - starts, DUP_WINDOW)).tolist()  # tail rows are grouped in order
-        t_lo = 0
-        for k, f in enumerate(groups):
-            d = rings[k]
-            tail = tails[t_lo : t_end[k]]
-            t_lo = t_end[k]
-            if len(tail) < DUP_WINDOW and d.ring:
-                tail = d.ring[max(0, len(d.ring) - (DUP_WINDOW - len(tail))) :] + tail
-            d.ring = tail
-            d.duplicates += dups[f]
-            d.loops += nloops[f]
-        if found.any():
-            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
-            for f, i in zip(tg, ti, strict=True):
-                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+        cnt = ends - starts
+        feed._d_head[groups] = np.minimum(h0 + cnt, DUP_WINDOW)
+        # the new rings: the old one (columns 8 - r_len .. 7) followed by each flow's last rows
+        # (columns 8 .. 8 + t - 1), read as the 8 columns ending with the last row
+        t = np.minimum(cnt, DUP_WINDOW)
+        tail_rows = np.flatnonzero(rank >= (cnt - DUP_WINDOW)[gpos])
+        tr_g = gpos[tail_rows]
+        tr_c = DUP_WINDOW + rank[tail_rows] - (cnt - t)[tr_g]
+        window = t[:, None] + np.arange(DUP_WINDOW)
+        for ring, a, dtype in ((feed._d_fp, fp, _U64), (feed._d_ttl, ttl, _I64), (feed._d_ts, ts, _I64)):
+            ext = np.zeros((ng, 2 * DUP_WINDOW), dtype=dtype)
+            ext[:, :DUP_WINDOW] = ring[groups]
+            ext[tr_g, tr_c] = a[tail_rows]
+            ring[groups] = np.take_along_axis(ext, window, axis=1)
+        feed._d_len[groups] = np.minimum(r_len + t, DUP_WINDOW)
 
     # -- TCP ---------------------------------------------------------------------------------------------
     def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:

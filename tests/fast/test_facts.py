@@ -220,6 +220,28 @@ def test_caps_go_one_by_one(tmp_path: Path) -> None:
     assert stats.one_by_one > 0
 
 
+def test_state_synced_before_one_by_one(tmp_path: Path, tiny_batches: None) -> None:
+    """A block that goes one by one (cap pressure) sees the duplicate rings earlier blocks left in arrays,
+    and the block after it reloads them from the collector's objects."""
+    t0 = 1_700_000_000_000_000_000
+    frames: list[GenFrame] = []
+
+    def add(data: bytes) -> None:
+        frames.append(GenFrame(t0 + len(frames) * 1000, data, len(data)))
+
+    for i in range(25):
+        add(_vxlan_tcp(0, 1000 + 100 * i, 100, 50000))
+    add(frames[-6].data)  # a duplicate of a packet of the previous block (blocks of 21 rows here)
+    for f in range(1, 11):
+        add(_vxlan_tcp(f, 7, 100, 50000))  # new flows past the cap: this block goes one by one
+    for i in range(25, 60):
+        add(_vxlan_tcp(0, 1000 + 100 * i, 100, 50000))
+        if i % 9 == 0:
+            add(frames[-3].data)
+    stats = check([_write(frames, str(tmp_path))], max_flows=5)
+    assert stats.one_by_one > 0 and stats.blocks > stats.one_by_one // F.BLOCK + 1
+
+
 def test_several_files(tmp_path: Path) -> None:
     a = _write(dup_tcp_frames(1, 400), str(tmp_path), "a.pcap")
     b = _write(mixed_frames(400, seed=2), str(tmp_path), "b.pcap")
