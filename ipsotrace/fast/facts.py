@@ -54,6 +54,7 @@ from ipsotrace.findings.collect import (
     Extra,
     FlowFacts,
     FlowKey,
+    PathFacts,
     PathKey,
     TcpEvent,
     TcpTrack,
@@ -236,6 +237,18 @@ class FactsFeed:
         self._d_ts = np.zeros((0, DUP_WINDOW), dtype=_I64)
         self._d_dups = np.zeros(0, dtype=_I64)
         self._d_loops = np.zeros(0, dtype=_I64)
+        # additive counts and maxima not yet in the flows' and paths' objects (sync() writes them), and
+        # those objects by group: valid until sync() (the scalar collector may evict or replace them)
+        self._f_packets = np.zeros(0, dtype=_I64)
+        self._f_df_max = np.zeros(0, dtype=_I64)
+        self._p_packets = np.zeros(0, dtype=_I64)
+        self._p_new_bins = np.zeros((0, len(SIZE_BINS)), dtype=_I64)
+        self._p_new_max = np.zeros(0, dtype=_I64)
+        self._p_retx_here = np.zeros(0, dtype=_I64)
+        self._fobj: dict[int, FlowFacts] = {}
+        self._pobj: dict[int, PathFacts] = {}
+        self._f_known = np.zeros(0, dtype=bool)  # in _fobj
+        self._p_known = np.zeros(0, dtype=bool)
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -309,10 +322,34 @@ class FactsFeed:
         packet rows cannot carry, a block that goes one by one: it may also evict flows), the
         findings, a merge.  The arrays are reloaded from the objects by the next block.
         """
+        flows, fkeys = self.coll.result.flows, self._fkeys
+        if self._fobj:
+            f_l = np.flatnonzero(self._f_packets).tolist()
+            for f, n, hi in zip(f_l, self._f_packets[f_l].tolist(), self._f_df_max[f_l].tolist(), strict=True):
+                ff = self._fobj[f]
+                ff.packets += n
+                ff.df_max = max(ff.df_max, hi)
+            self._f_packets[f_l] = 0
+            self._f_df_max[f_l] = 0
+            p_l = np.flatnonzero(self._p_packets).tolist()
+            bins = self._p_new_bins[p_l].tolist()
+            for k, (q, n, hi, here) in enumerate(
+                zip(p_l, self._p_packets[p_l].tolist(), self._p_new_max[p_l].tolist(),
+                    self._p_retx_here[p_l].tolist(), strict=True)
+            ):  # fmt: skip
+                pf = self._pobj[q]
+                pf.packets += n
+                pf.new_bins = [a + b for a, b in zip(pf.new_bins, bins[k], strict=True)]
+                pf.new_max = max(pf.new_max, hi)
+                pf.retx_here += here
+            for a in (self._p_packets, self._p_new_bins, self._p_new_max, self._p_retx_here):
+                a[p_l] = 0
+            self._fobj, self._pobj = {}, {}
+            self._f_known[:] = False
+            self._p_known[:] = False
         live = np.flatnonzero(self._d_live)
         if not live.shape[0]:
             return
-        flows, fkeys = self.coll.result.flows, self._fkeys
         n_l, dups, loops = self._d_len[live].tolist(), self._d_dups[live].tolist(), self._d_loops[live].tolist()
         fp, ttl, ts = self._d_fp[live].tolist(), self._d_ttl[live].tolist(), self._d_ts[live].tolist()
         for k, f in enumerate(live.tolist()):
@@ -324,6 +361,23 @@ class FactsFeed:
         self._d_dups[live] = 0
         self._d_loops[live] = 0
         self._d_live[live] = False
+
+    def _grow(self) -> None:
+        """Make the per-group arrays cover every flow and path group."""
+        n, p = len(self._fkeys), len(self._pkeys)
+
+        def grown(a: np.ndarray, n: int) -> np.ndarray:
+            if a.shape[0] >= n:
+                return a
+            out = np.zeros((max(n, 2 * a.shape[0], 1024), *a.shape[1:]), dtype=a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        self._f_packets, self._f_df_max = grown(self._f_packets, n), grown(self._f_df_max, n)
+        self._f_known = grown(self._f_known, n)
+        self._p_packets, self._p_new_bins = grown(self._p_packets, p), grown(self._p_new_bins, p)
+        self._p_new_max, self._p_retx_here = grown(self._p_new_max, p), grown(self._p_retx_here, p)
+        self._p_known = grown(self._p_known, p)
 
     def _dup_state(self, groups: np.ndarray, objs: dict[int, FlowFacts]) -> None:
         """Make the duplicate arrays cover every flow group and hold ``groups``' state."""
@@ -535,7 +589,7 @@ class _Block:
             np.minimum.at(lo, go, oh)
             np.maximum.at(hi, go, oh)
             lo_l, hi_l = lo.tolist(), hi.tolist()
-            for t in np.unique(go).tolist():
+            for t in np.flatnonzero(lo < _BIG).tolist():
                 obj = objs[t]
                 obj.overhead_min = min(obj.overhead_min, lo_l[t])
                 obj.overhead_max = max(obj.overhead_max, hi_l[t])
@@ -589,43 +643,48 @@ class _Block:
     def _flows(self, ip: np.ndarray, tunnels: dict[int, TunnelFacts]) -> None:
         feed, c, g = self.feed, self.c, self.fid
         facts = feed.coll.result
-        first = self.firsts(g, ip)
-        packets = np.bincount(g[ip], minlength=len(feed._fkeys)).tolist()
-        objs: dict[int, FlowFacts] = {}
-        fkeys, flows, ts_l, frame_l, source = feed._fkeys, facts.flows, self.ts, self.frame, self.source
-        for f, i in first.items():
-            key = fkeys[f]
-            ev = (int(ts_l[i]), source, int(frame_l[i]))
-            obj = flows.get(key)
-            if obj is None:
-                flows[key] = obj = FlowFacts(ev)
-            elif ev < obj.first:
-                obj.first = ev
-            obj.packets += packets[f]
-            objs[f] = obj
+        feed._grow()
+        gi = g[ip]
+        packets = np.bincount(gi, minlength=feed._f_packets.shape[0])
+        feed._f_packets += packets
+        fobj, ts_l, frame_l, source = feed._fobj, self.ts, self.frame, self.source
+        # a block after everything so far cannot move a known object's first packet: new ones only
+        todo = ip & ~feed._f_known[g] if self.after else ip
+        if todo.any():
+            fkeys, flows = feed._fkeys, facts.flows
+            for f, i in self.firsts(g, todo).items():
+                key = fkeys[f]
+                ev = (int(ts_l[i]), source, int(frame_l[i]))
+                obj = flows.get(key)
+                if obj is None:
+                    flows[key] = obj = FlowFacts(ev)
+                elif ev < obj.first:
+                    obj.first = ev
+                fobj[f] = obj
+            feed._f_known[gi] = True
+        present = np.flatnonzero(packets).tolist()
+        objs = dict(zip(present, map(fobj.__getitem__, present), strict=True))
         size = len(feed._fkeys)
         # paths, in order of their first packet
         p = self.pid
-        pfirst = self.firsts(p, ip)
-        pcount = np.bincount(p[ip], minlength=len(feed._pkeys)).tolist()
-        p_flow = feed._p_flow
-        for q in pfirst:
-            ev = self.ev(pfirst[q])
-            pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
-            if ev < pf.first:
-                pf.first = ev
-            pf.packets += pcount[q]
+        pi = p[ip]
+        feed._p_packets += np.bincount(pi, minlength=feed._p_packets.shape[0])
+        todo = ip & ~feed._p_known[p] if self.after else ip
+        if todo.any():
+            p_flow, pobj = feed._p_flow, feed._pobj
+            for q, i in self.firsts(p, todo).items():
+                ev = self.ev(i)
+                pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
+                if ev < pf.first:
+                    pf.first = ev
+                pobj[q] = pf
+            feed._p_known[pi] = True
         offload = c["offload"] != 0
         frag = c["i_frag"] != 0
         i_size = c["i_size"]
         df = ip & (c["i_df"] != 0) & ~offload & ~frag
         if df.any():
-            hi = np.zeros(size, dtype=_I64)
-            np.maximum.at(hi, g[df], i_size[df])
-            hi_l = hi.tolist()
-            for f, obj in objs.items():
-                if hi_l[f] > obj.df_max:
-                    obj.df_max = hi_l[f]
+            np.maximum.at(feed._f_df_max, g[df], i_size[df])
             df &= self.open_tops(g, {f: o.df_top for f, o in objs.items()}, -i_size)
             gs, idx = self.tops(g, df, 5, -i_size)
             for f, i in zip(gs, idx, strict=True):
@@ -918,25 +977,19 @@ class _Block:
         bins = np.searchsorted(_SIZE_EDGES, size, side="right") - 1
         # per path: new-data bins and maxima, retransmissions carried
         if new.any():
-            hist = np.bincount(pid[new] * nb + bins[new], minlength=npaths * nb).reshape(npaths, nb)
-            nmax = np.zeros(npaths, dtype=_I64)
-            np.maximum.at(nmax, pid[new], size[new])
-            for q in np.unique(pid[new]).tolist():
-                pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
-                row = hist[q].tolist()
-                pf.new_bins = [a + b for a, b in zip(pf.new_bins, row, strict=True)]
-                pf.new_max = max(pf.new_max, int(nmax[q]))
+            # the paths' counts wait in the feed's arrays (FactsFeed.sync)
+            cap = feed._p_new_max.shape[0]
+            feed._p_new_bins += np.bincount(pid[new] * nb + bins[new], minlength=cap * nb).reshape(cap, nb)
+            np.maximum.at(feed._p_new_max, pid[new], size[new])
         ends = m0.copy()
         np.maximum.at(ends, gp, dv)
-        gl = np.unique(gp).tolist()
+        gl = np.flatnonzero(np.bincount(gp, minlength=len(groups))).tolist()
         for k in gl:
             tracks[k].next = int((int(base[k]) + int(ends[k])) & _M32)
         retx = ~new
         if not retx.any():
             return
-        here = np.bincount(pid[retx], minlength=npaths).tolist()
-        for q in np.unique(pid[retx]).tolist():
-            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_here += here[q]
+        feed._p_retx_here += np.bincount(pid[retx], minlength=feed._p_retx_here.shape[0])
         # retransmissions wait in pending until it holds HEAD; later ones are blamed at once (overflow)
         r_rows = np.flatnonzero(retx)
         r_gp = gp[r_rows]
