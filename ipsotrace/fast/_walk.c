@@ -247,10 +247,94 @@ windows(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(dups_doc,
+"dups(fid, fp, ttl, ts, r_fp, r_ttl, r_ts, r_len, r_head, out, dup_ns)\n\n"
+"DupTrack.add (ipsotrace/findings/collect.py) for rows in capture order, flows side by side:\n"
+"the duplicate arrays of ipsotrace/fast/facts.py (rings of 8 right-aligned per flow group, their\n"
+"lengths and head lengths; int64, the fingerprints uint64) are updated in place, and out[i]\n"
+"(int8) says what row i was: 1 a head packet, 2 a duplicate, 3 a duplicate whose TTL went down\n"
+"(a loop), else 0.  Rows are the flow groups ``fid`` (int64) with their ``fp``, ``ttl``, ``ts``.");
+
+#define DUP_RING 8
+
+static PyObject *
+dups(PyObject *self, PyObject *args)
+{
+    PyObject *obj[10];
+    Py_buffer buf[10];
+    long long dup_ns;
+    int writable[10] = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    int got = 0, ok = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOL", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8], &obj[9], &dup_ns))
+        return NULL;
+    for (; got < 10; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], writable[got] ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t m = buf[0].len / 8, groups = buf[7].len / 8;
+        if (buf[1].len != 8 * m || buf[2].len != 8 * m || buf[3].len != 8 * m || buf[9].len != m ||
+            buf[8].len != 8 * groups || buf[4].len != 8 * DUP_RING * groups ||
+            buf[5].len != 8 * DUP_RING * groups || buf[6].len != 8 * DUP_RING * groups) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "dups: array sizes do not agree");
+        }
+        const int64_t *fid = (const int64_t *)buf[0].buf, *ttl = (const int64_t *)buf[2].buf;
+        const int64_t *ts = (const int64_t *)buf[3].buf;
+        const uint64_t *fp = (const uint64_t *)buf[1].buf;
+        uint64_t *r_fp = (uint64_t *)buf[4].buf;
+        int64_t *r_ttl = (int64_t *)buf[5].buf, *r_ts = (int64_t *)buf[6].buf;
+        int64_t *r_len = (int64_t *)buf[7].buf, *r_head = (int64_t *)buf[8].buf;
+        int8_t *out = (int8_t *)buf[9].buf;
+        for (Py_ssize_t i = 0; ok && i < m; i++) {
+            int64_t f = fid[i];
+            if (f < 0 || f >= groups || r_len[f] < 0 || r_len[f] > DUP_RING) {
+                ok = 0;
+                PyErr_Format(PyExc_ValueError, "dups: row %zd: flow group out of range", i);
+                break;
+            }
+            uint64_t *rf = r_fp + DUP_RING * f;
+            int64_t *rt = r_ttl + DUP_RING * f, *rs = r_ts + DUP_RING * f;
+            int8_t what = 0;
+            if (r_head[f] < DUP_RING) {
+                r_head[f]++;
+                what = 1;
+            } else {
+                for (int k = DUP_RING - (int)r_len[f]; k < DUP_RING; k++) {  /* oldest first */
+                    int64_t age = ts[i] - rs[k];
+                    if (rf[k] == fp[i] && age >= 0 && age <= dup_ns) {
+                        what = (ttl[i] >= 0 && ttl[i] < rt[k]) ? 3 : 2;
+                        break;
+                    }
+                }
+            }
+            out[i] = what;
+            memmove(rf, rf + 1, (DUP_RING - 1) * sizeof(*rf));
+            memmove(rt, rt + 1, (DUP_RING - 1) * sizeof(*rt));
+            memmove(rs, rs + 1, (DUP_RING - 1) * sizeof(*rs));
+            rf[DUP_RING - 1] = fp[i];
+            rt[DUP_RING - 1] = ttl[i];
+            rs[DUP_RING - 1] = ts[i];
+            if (r_len[f] < DUP_RING)
+                r_len[f]++;
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
     {"windows", windows, METH_VARARGS, windows_doc},
+    {"dups", dups, METH_VARARGS, dups_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -42,6 +42,7 @@ import numpy as np
 from ipsotrace.correlate.aggregates import SIZE_BINS
 from ipsotrace.correlate.extract import View
 from ipsotrace.fast import aggregate as A
+from ipsotrace.fast.batch import _walker
 from ipsotrace.findings.collect import (
     DUP_NS,
     DUP_WINDOW,
@@ -78,6 +79,8 @@ BLOCK_COLUMNS = (
     "i_ttl", "i_dscp", "i_ecn", "tcp_flags", "tcp_seq", "tcp_len", "mss", "fp", "offload", "vxf",
 )  # fmt: skip
 _SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segment at a time
+#: the compiled duplicate scan (ipsotrace/fast/_walk.c), or None: the numpy one (same results)
+DUPS: Any = getattr(_walker(), "dups", None)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -743,6 +746,9 @@ class _Block:
 
         The rings and counts stay in the feed's arrays (:meth:`FactsFeed.sync` writes them out).
         """
+        if DUPS is not None:
+            self._dups_compiled(sel, objs)
+            return
         feed = self.feed
         idx = np.flatnonzero(sel)
         gi = self.fid[idx]
@@ -831,6 +837,39 @@ class _Block:
             ext[tr_g, tr_c] = a[tail_rows]
             ring[groups] = np.take_along_axis(ext, window, axis=1)
         feed._d_len[groups] = np.minimum(r_len + t, DUP_WINDOW)
+
+    def _dups_compiled(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """As :meth:`_dups`, one pass in capture order (no group sort): the same arrays, the same results."""
+        feed = self.feed
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        groups = np.flatnonzero(np.bincount(gi))
+        feed._dup_state(groups, objs)
+        fp = np.ascontiguousarray(self.c["fp"][idx], dtype=_I64).view(_U64)
+        ttl = np.ascontiguousarray(self.c["i_ttl"][idx], dtype=_I64)
+        ts = np.ascontiguousarray(self.ts[idx], dtype=_I64)
+        out = np.zeros(idx.shape[0], dtype=np.int8)
+        DUPS(gi, fp, ttl, ts, feed._d_fp, feed._d_ttl, feed._d_ts, feed._d_len, feed._d_head, out, DUP_NS)
+        frame = self.frame[idx]
+        source = self.source
+        found = out >= 2
+        if found.any():
+            size = feed._d_dups.shape[0]
+            feed._d_dups += np.bincount(gi[found], minlength=size)
+            feed._d_loops += np.bincount(gi[out == 3], minlength=size)
+            tg, ti = _Candidates.pick(gi, found, 8, ts, frame, None, self.mono)
+            for f, i in zip(tg, ti, strict=True):
+                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+        head_rows = np.flatnonzero(out == 1)
+        for f, a, b, t, fr in zip(
+            gi[head_rows].tolist(),
+            fp[head_rows].tolist(),
+            ttl[head_rows].tolist(),
+            ts[head_rows].tolist(),
+            frame[head_rows].tolist(),
+            strict=True,
+        ):
+            objs[f].dup.head.append((a, b, (t, source, fr)))
 
     # -- TCP ---------------------------------------------------------------------------------------------
     def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:

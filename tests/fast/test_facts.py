@@ -11,6 +11,7 @@ import dataclasses
 import json
 import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,18 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
     same_facts(facts_s, facts_f)
     same_findings(agg_s, facts_s, agg_f, facts_f)
     return stats
+
+
+@pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
+def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here with the compiled duplicate scan (ipsotrace/fast/_walk.c) and the numpy one."""
+    saved = F.DUPS
+    if request.param == "compiled" and saved is None:
+        pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
+    if request.param == "python":
+        F.DUPS = None
+    yield request.param
+    F.DUPS = saved
 
 
 @pytest.fixture
