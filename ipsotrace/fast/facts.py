@@ -81,6 +81,8 @@ BLOCK_COLUMNS = (
 _SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segment at a time
 #: the compiled duplicate scan (ipsotrace/fast/_walk.c), or None: the numpy one (same results)
 DUPS: Any = getattr(_walker(), "dups", None)
+#: the compiled fingerprints (ipsotrace/fast/_walk.c), or None: numpy (same values)
+FINGERPRINTS: Any = getattr(_walker(), "fingerprints", None)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -99,6 +101,11 @@ def fingerprints(c: dict[str, np.ndarray]) -> np.ndarray:
     (0: fast rows are never fragments); for IPv6 no ID or offset (-1) and the payload length;
     the TCP/UDP checksum, TCP sequence and acknowledgement numbers, -1 where absent.
     """
+    if FINGERPRINTS is not None:
+        names = ("i_ver", "tcp_flags", "i_ipid", "i_size", "i_csum", "tcp_seq", "tcp_ack")
+        out = np.empty(c["i_ver"].shape[0], dtype=_I64)
+        FINGERPRINTS(*(np.ascontiguousarray(c[k], dtype=_I64) for k in names), FP_SEED, out)
+        return out
     v4 = c["i_ver"] == 4
     tcp = c["tcp_flags"] >= 0
     minus = np.full(v4.shape[0], -1, dtype=_I64)

@@ -99,14 +99,14 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
 
 @pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
 def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here with the compiled duplicate scan (ipsotrace/fast/_walk.c) and the numpy one."""
-    saved = F.DUPS
-    if request.param == "compiled" and saved is None:
+    """Every test here with the compiled duplicate scan and fingerprints (ipsotrace/fast/_walk.c) and numpy."""
+    saved = F.DUPS, F.FINGERPRINTS
+    if request.param == "compiled" and None in saved:
         pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
     if request.param == "python":
-        F.DUPS = None
+        F.DUPS = F.FINGERPRINTS = None
     yield request.param
-    F.DUPS = saved
+    F.DUPS, F.FINGERPRINTS = saved
 
 
 @pytest.fixture
