@@ -9,10 +9,12 @@ at a flush, processed as one block in capture order:
   the Top-N evidence sets) are numpy group-bys over the block; a Top takes the
   first ``n`` candidates of each group in its order and ``Top.add`` keeps the
   smallest, as one pass would;
-* the order-dependent state per flow is carried in the collector's own objects
-  across blocks: duplicate detection (``DupTrack``: each packet compared with the
-  flow's 8 packets before it, the held-back head) is vectorized over look-backs 1 to
-  8, with the flow's ring in front of the block; TCP loss blame (``TcpTrack``) is
+* the order-dependent state per flow is carried across blocks: duplicate detection
+  (``DupTrack``: each packet compared with the flow's 8 packets before it, the
+  held-back head) keeps each flow's ring, head length and counts in the feed's
+  arrays by flow group, and scans a block in one compiled pass in capture order
+  (``_walk.dups`` in ipsotrace/fast/_walk.c; without it, vectorized over look-backs
+  1 to 8 with the ring in front of the block); TCP loss blame (``TcpTrack``) is
   vectorized for a flow whose data in the block all goes over the path of its one
   run (or is its first): the held-back head gets its events in bulk and the state
   ``TcpTrack.add`` would leave, then new data and retransmissions are told apart by
@@ -21,8 +23,14 @@ at a flush, processed as one block in capture order:
   over several paths or runs, or a sequence jump of 2**30 or more in the block,
   goes through ``TcpTrack.add`` one segment at a time for that block.
 
-Python work is per group and block, plus a bounded number of events per flow
-(16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
+Additive counts and maxima of flows and paths (packets, the DF maximum, new-data
+size bins and maximum, retransmissions carried) also wait in arrays by group, and a
+block after everything so far looks up objects only for groups new since the last
+:meth:`FactsFeed.sync`, which writes the arrays into the collector's objects: it runs
+before the scalar collector touches them (a packet rows cannot carry, a block that
+goes one by one: it may evict) and at the end of each input (:meth:`FactsFeed.finish`).
+Python work is per new group and block, per TCP flow and block, plus a bounded number
+of events per flow (16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
 get their (flow, path) group when they arrive (with the accumulator's key hashes);
 a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
 block goes through :meth:`Collector.add_tunnelled` row by row, in order, when a new
