@@ -503,6 +503,10 @@ class FactsFeed:
     def _cap_pressure(self, c: dict[str, np.ndarray], pid: np.ndarray) -> bool:
         """New flows or tunnels of this block would pass the cap: evictions then depend on packet order."""
         facts = self.coll.result
+        if len(facts.tunnels) + len(self._tkeys) <= facts.max_tunnels and (
+            len(facts.flows) + len(self._fkeys) <= facts.max_flows
+        ):
+            return False  # the common case: even every group the feed knows could not pass the caps
         tuns = np.flatnonzero(np.bincount(self._p_tun[pid], minlength=len(self._tkeys))).tolist()
         new_t = sum(1 for t in tuns if self._tkeys[t] not in facts.tunnels)
         if len(facts.tunnels) + new_t > facts.max_tunnels:
