@@ -10,7 +10,8 @@
  * Two loops of the findings feed (ipsotrace/fast/facts.py) are here too: the duplicate scan
  * (each packet against its flow's previous 8, in capture order: a serial dependency per flow)
  * and the fingerprints (seven splitmix64 rounds per row); facts.py keeps numpy versions
- * that give the same results.
+ * that give the same results.  So does the hash-table lookup of ipsotrace/fast/aggregate.py
+ * (GroupTable.lookup: a probe chain per key).
  * Set IPSOTRACE_NO_EXT=1 to use the Python and numpy versions instead.
  *
  * Plain CPython C API: the capture bytes and the output come in through the buffer
@@ -400,12 +401,71 @@ fingerprints(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(lookup_doc,
+"lookup(slot_key, slot_gid, keys, out)\n\n"
+"GroupTable.lookup (ipsotrace/fast/aggregate.py), compiled: the group number of each key (-1:\n"
+"unknown) by the table's multiplicative hash and linear probing; int64 buffers, a power-of-two\n"
+"table that always has a free slot.");
+
+static PyObject *
+lookup(PyObject *self, PyObject *args)
+{
+    PyObject *obj[4];
+    Py_buffer buf[4];
+    int got = 0, ok = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO", &obj[0], &obj[1], &obj[2], &obj[3]))
+        return NULL;
+    for (; got < 4; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], got == 3 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t cap = buf[0].len / 8, n = buf[2].len / 8;
+        int bits = 0;
+        while (((Py_ssize_t)1 << bits) < cap)
+            bits++;
+        if (cap < 2 || ((Py_ssize_t)1 << bits) != cap || buf[1].len != 8 * cap || buf[3].len != 8 * n) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "lookup: a power-of-two table and one output per key");
+        } else {
+            const int64_t *slot_key = (const int64_t *)buf[0].buf, *slot_gid = (const int64_t *)buf[1].buf;
+            const int64_t *keys = (const int64_t *)buf[2].buf;
+            int64_t *out = (int64_t *)buf[3].buf;
+            uint64_t mask = (uint64_t)cap - 1;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                uint64_t slot = ((uint64_t)keys[i] * 0x9E3779B97F4A7C15ull) >> (64 - bits);
+                int64_t g = -1;
+                for (Py_ssize_t probe = 0; probe < cap; probe++) {
+                    int64_t s = slot_gid[slot];
+                    if (s < 0)
+                        break;
+                    if (slot_key[slot] == keys[i]) {
+                        g = s;
+                        break;
+                    }
+                    slot = (slot + 1) & mask;
+                }
+                out[i] = g;
+            }
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
     {"windows", windows, METH_VARARGS, windows_doc},
     {"dups", dups, METH_VARARGS, dups_doc},
     {"fingerprints", fingerprints, METH_VARARGS, fingerprints_doc},
+    {"lookup", lookup, METH_VARARGS, lookup_doc},
     {NULL, NULL, 0, NULL},
 };
 
