@@ -7,6 +7,11 @@
  * The walks do exactly what the pure-Python loops in batch.py do, and stop at exactly
  * the same place; everything else (checks, damage messages, fields) stays in Python.
  * The window copy gives the bytes numpy's fancy indexing gives (batch.windows), faster.
+ * Two loops of the findings feed (ipsotrace/fast/facts.py) are here too: the duplicate scan
+ * (each packet against its flow's previous 8, in capture order: a serial dependency per flow)
+ * and the fingerprints (seven splitmix64 rounds per row); facts.py keeps numpy versions
+ * that give the same results.  So does the hash-table lookup of ipsotrace/fast/aggregate.py
+ * (GroupTable.lookup: a probe chain per key).
  * Set IPSOTRACE_NO_EXT=1 to use the Python and numpy versions instead.
  *
  * Plain CPython C API: the capture bytes and the output come in through the buffer
@@ -247,10 +252,220 @@ windows(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(dups_doc,
+"dups(fid, fp, ttl, ts, r_fp, r_ttl, r_ts, r_len, r_head, out, dup_ns)\n\n"
+"DupTrack.add (ipsotrace/findings/collect.py) for rows in capture order, flows side by side:\n"
+"the duplicate arrays of ipsotrace/fast/facts.py (rings of 8 right-aligned per flow group, their\n"
+"lengths and head lengths; int64, the fingerprints uint64) are updated in place, and out[i]\n"
+"(int8) says what row i was: 1 a head packet, 2 a duplicate, 3 a duplicate whose TTL went down\n"
+"(a loop), else 0.  Rows are the flow groups ``fid`` (int64) with their ``fp``, ``ttl``, ``ts``.");
+
+#define DUP_RING 8
+
+static PyObject *
+dups(PyObject *self, PyObject *args)
+{
+    PyObject *obj[10];
+    Py_buffer buf[10];
+    long long dup_ns;
+    int writable[10] = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    int got = 0, ok = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOL", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8], &obj[9], &dup_ns))
+        return NULL;
+    for (; got < 10; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], writable[got] ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t m = buf[0].len / 8, groups = buf[7].len / 8;
+        if (buf[1].len != 8 * m || buf[2].len != 8 * m || buf[3].len != 8 * m || buf[9].len != m ||
+            buf[8].len != 8 * groups || buf[4].len != 8 * DUP_RING * groups ||
+            buf[5].len != 8 * DUP_RING * groups || buf[6].len != 8 * DUP_RING * groups) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "dups: array sizes do not agree");
+        }
+        const int64_t *fid = (const int64_t *)buf[0].buf, *ttl = (const int64_t *)buf[2].buf;
+        const int64_t *ts = (const int64_t *)buf[3].buf;
+        const uint64_t *fp = (const uint64_t *)buf[1].buf;
+        uint64_t *r_fp = (uint64_t *)buf[4].buf;
+        int64_t *r_ttl = (int64_t *)buf[5].buf, *r_ts = (int64_t *)buf[6].buf;
+        int64_t *r_len = (int64_t *)buf[7].buf, *r_head = (int64_t *)buf[8].buf;
+        int8_t *out = (int8_t *)buf[9].buf;
+        for (Py_ssize_t i = 0; ok && i < m; i++) {
+            int64_t f = fid[i];
+            if (f < 0 || f >= groups || r_len[f] < 0 || r_len[f] > DUP_RING) {
+                ok = 0;
+                PyErr_Format(PyExc_ValueError, "dups: row %zd: flow group out of range", i);
+                break;
+            }
+            uint64_t *rf = r_fp + DUP_RING * f;
+            int64_t *rt = r_ttl + DUP_RING * f, *rs = r_ts + DUP_RING * f;
+            int8_t what = 0;
+            if (r_head[f] < DUP_RING) {
+                r_head[f]++;
+                what = 1;
+            } else {
+                for (int k = DUP_RING - (int)r_len[f]; k < DUP_RING; k++) {  /* oldest first */
+                    int64_t age = ts[i] - rs[k];
+                    if (rf[k] == fp[i] && age >= 0 && age <= dup_ns) {
+                        what = (ttl[i] >= 0 && ttl[i] < rt[k]) ? 3 : 2;
+                        break;
+                    }
+                }
+            }
+            out[i] = what;
+            memmove(rf, rf + 1, (DUP_RING - 1) * sizeof(*rf));
+            memmove(rt, rt + 1, (DUP_RING - 1) * sizeof(*rt));
+            memmove(rs, rs + 1, (DUP_RING - 1) * sizeof(*rs));
+            rf[DUP_RING - 1] = fp[i];
+            rt[DUP_RING - 1] = ttl[i];
+            rs[DUP_RING - 1] = ts[i];
+            if (r_len[f] < DUP_RING)
+                r_len[f]++;
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(fingerprints_doc,
+"fingerprints(i_ver, tcp_flags, i_ipid, i_size, i_csum, tcp_seq, tcp_ack, seed, out)\n\n"
+"ipsotrace.fast.facts.fingerprints, compiled: the fingerprint of each fast-path row (int64 columns\n"
+"in, int64 bit patterns out), splitmix64 over the seven values as findings.collect.fingerprint.");
+
+static inline uint64_t
+mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static PyObject *
+fingerprints(PyObject *self, PyObject *args)
+{
+    PyObject *obj[8];
+    Py_buffer buf[8];
+    unsigned long long seed;
+    int got = 0, ok = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOKO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6], &seed,
+                          &obj[7]))
+        return NULL;
+    for (; got < 8; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], got == 7 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t n = buf[7].len / 8;
+        for (int k = 0; k < 7; k++) {
+            if (buf[k].len != 8 * n) {
+                ok = 0;
+                PyErr_SetString(PyExc_ValueError, "fingerprints: column lengths do not agree");
+                break;
+            }
+        }
+        if (ok) {
+            const int64_t *ver = (const int64_t *)buf[0].buf, *flags = (const int64_t *)buf[1].buf;
+            const int64_t *ipid = (const int64_t *)buf[2].buf, *size = (const int64_t *)buf[3].buf;
+            const int64_t *csum = (const int64_t *)buf[4].buf, *seq = (const int64_t *)buf[5].buf;
+            const int64_t *ack = (const int64_t *)buf[6].buf;
+            uint64_t *out = (uint64_t *)buf[7].buf;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int v4 = ver[i] == 4, tcp = flags[i] >= 0;
+                uint64_t h = mix64((uint64_t)seed ^ (uint64_t)(v4 ? ipid[i] : -1));
+                h = mix64(h ^ (uint64_t)(v4 ? size[i] : size[i] - 40));
+                h = mix64(h ^ (uint64_t)(v4 ? 0 : -1));
+                h = mix64(h ^ (uint64_t)csum[i]);
+                h = mix64(h ^ (uint64_t)(tcp ? seq[i] : -1));
+                h = mix64(h ^ (uint64_t)(tcp ? ack[i] : -1));
+                h = mix64(h ^ (uint64_t)-1);
+                out[i] = h ? h : 1;
+            }
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(lookup_doc,
+"lookup(slot_key, slot_gid, keys, out)\n\n"
+"GroupTable.lookup (ipsotrace/fast/aggregate.py), compiled: the group number of each key (-1:\n"
+"unknown) by the table's multiplicative hash and linear probing; int64 buffers, a power-of-two\n"
+"table that always has a free slot.");
+
+static PyObject *
+lookup(PyObject *self, PyObject *args)
+{
+    PyObject *obj[4];
+    Py_buffer buf[4];
+    int got = 0, ok = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOO", &obj[0], &obj[1], &obj[2], &obj[3]))
+        return NULL;
+    for (; got < 4; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], got == 3 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t cap = buf[0].len / 8, n = buf[2].len / 8;
+        int bits = 0;
+        while (((Py_ssize_t)1 << bits) < cap)
+            bits++;
+        if (cap < 2 || ((Py_ssize_t)1 << bits) != cap || buf[1].len != 8 * cap || buf[3].len != 8 * n) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "lookup: a power-of-two table and one output per key");
+        } else {
+            const int64_t *slot_key = (const int64_t *)buf[0].buf, *slot_gid = (const int64_t *)buf[1].buf;
+            const int64_t *keys = (const int64_t *)buf[2].buf;
+            int64_t *out = (int64_t *)buf[3].buf;
+            uint64_t mask = (uint64_t)cap - 1;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                uint64_t slot = ((uint64_t)keys[i] * 0x9E3779B97F4A7C15ull) >> (64 - bits);
+                int64_t g = -1;
+                for (Py_ssize_t probe = 0; probe < cap; probe++) {
+                    int64_t s = slot_gid[slot];
+                    if (s < 0)
+                        break;
+                    if (slot_key[slot] == keys[i]) {
+                        g = s;
+                        break;
+                    }
+                    slot = (slot + 1) & mask;
+                }
+                out[i] = g;
+            }
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
     {"windows", windows, METH_VARARGS, windows_doc},
+    {"dups", dups, METH_VARARGS, dups_doc},
+    {"fingerprints", fingerprints, METH_VARARGS, fingerprints_doc},
+    {"lookup", lookup, METH_VARARGS, lookup_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -38,6 +38,7 @@ import numpy as np
 from ipsotrace.correlate.aggregates import MAX_PATHS, SIZE_BINS, TCP_HEAD, Encap, FlowStats, PathStats, TunnelStats
 from ipsotrace.correlate.distinct import key_hash, mix64
 from ipsotrace.correlate.extract import Hop, Inner, View
+from ipsotrace.fast.batch import _walker
 
 _I64 = np.int64
 _U64 = np.uint64
@@ -300,6 +301,10 @@ def row_view(cols: dict[str, np.ndarray], i: int, encaps: list[str]) -> View:
 LOAD = 8
 
 
+#: the compiled probe loop of GroupTable.lookup (ipsotrace/fast/_walk.c), or None: numpy (same numbers)
+LOOKUP: Any = getattr(_walker(), "lookup", None)
+
+
 class GroupTable:
     """A vectorized open-addressing hash table: 64-bit key → dense group number (0, 1, 2…).
 
@@ -328,6 +333,10 @@ class GroupTable:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Group numbers of ``keys``; -1 where unknown."""
+        if LOOKUP is not None:
+            out = np.empty(keys.shape[0], dtype=_I64)
+            LOOKUP(self.slot_key, self.slot_gid, np.ascontiguousarray(keys, dtype=_I64), out)
+            return out
         out = np.full(keys.shape[0], -1, dtype=_I64)
         idx = np.arange(keys.shape[0])
         slot = self._slots(keys)

@@ -145,7 +145,7 @@ class FastAnalyzer:
             stage.reassembler.flush()
         self.flush(source)
         if self.facts is not None:
-            self.facts.flush()
+            self.facts.finish()
         return status
 
     # -- one sub-batch ------------------------------------------------------------------------------------

@@ -9,10 +9,12 @@ at a flush, processed as one block in capture order:
   the Top-N evidence sets) are numpy group-bys over the block; a Top takes the
   first ``n`` candidates of each group in its order and ``Top.add`` keeps the
   smallest, as one pass would;
-* the order-dependent state per flow is carried in the collector's own objects
-  across blocks: duplicate detection (``DupTrack``: each packet compared with the
-  flow's 8 packets before it, the held-back head) is vectorized over look-backs 1 to
-  8, with the flow's ring in front of the block; TCP loss blame (``TcpTrack``) is
+* the order-dependent state per flow is carried across blocks: duplicate detection
+  (``DupTrack``: each packet compared with the flow's 8 packets before it, the
+  held-back head) keeps each flow's ring, head length and counts in the feed's
+  arrays by flow group, and scans a block in one compiled pass in capture order
+  (``_walk.dups`` in ipsotrace/fast/_walk.c; without it, vectorized over look-backs
+  1 to 8 with the ring in front of the block); TCP loss blame (``TcpTrack``) is
   vectorized for a flow whose data in the block all goes over the path of its one
   run (or is its first): the held-back head gets its events in bulk and the state
   ``TcpTrack.add`` would leave, then new data and retransmissions are told apart by
@@ -21,8 +23,14 @@ at a flush, processed as one block in capture order:
   over several paths or runs, or a sequence jump of 2**30 or more in the block,
   goes through ``TcpTrack.add`` one segment at a time for that block.
 
-Python work is per group and block, plus a bounded number of events per flow
-(16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
+Additive counts and maxima of flows and paths (packets, the DF maximum, new-data
+size bins and maximum, retransmissions carried) also wait in arrays by group, and a
+block after everything so far looks up objects only for groups new since the last
+:meth:`FactsFeed.sync`, which writes the arrays into the collector's objects: it runs
+before the scalar collector touches them (a packet rows cannot carry, a block that
+goes one by one: it may evict) and at the end of each input (:meth:`FactsFeed.finish`).
+Python work is per new group and block, per TCP flow and block, plus a bounded number
+of events per flow (16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
 get their (flow, path) group when they arrive (with the accumulator's key hashes);
 a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
 block goes through :meth:`Collector.add_tunnelled` row by row, in order, when a new
@@ -33,7 +41,9 @@ there) or on a 64-bit key collision.  The result equals the scalar collector's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +52,7 @@ import numpy as np
 from ipsotrace.correlate.aggregates import SIZE_BINS
 from ipsotrace.correlate.extract import View
 from ipsotrace.fast import aggregate as A
+from ipsotrace.fast.batch import _walker
 from ipsotrace.findings.collect import (
     DUP_NS,
     DUP_WINDOW,
@@ -54,6 +65,7 @@ from ipsotrace.findings.collect import (
     Extra,
     FlowFacts,
     FlowKey,
+    PathFacts,
     PathKey,
     TcpEvent,
     TcpTrack,
@@ -77,6 +89,23 @@ BLOCK_COLUMNS = (
     "i_ttl", "i_dscp", "i_ecn", "tcp_flags", "tcp_seq", "tcp_len", "mss", "fp", "offload", "vxf",
 )  # fmt: skip
 _SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segment at a time
+#: the compiled duplicate scan (ipsotrace/fast/_walk.c), or None: the numpy one (same results)
+DUPS: Any = getattr(_walker(), "dups", None)
+#: the compiled fingerprints (ipsotrace/fast/_walk.c), or None: numpy (same values)
+FINGERPRINTS: Any = getattr(_walker(), "fingerprints", None)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cycle collector paused: a block makes many tuples, no cycles (measured: a gen-2 pass per block)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -95,6 +124,11 @@ def fingerprints(c: dict[str, np.ndarray]) -> np.ndarray:
     (0: fast rows are never fragments); for IPv6 no ID or offset (-1) and the payload length;
     the TCP/UDP checksum, TCP sequence and acknowledgement numbers, -1 where absent.
     """
+    if FINGERPRINTS is not None:
+        names = ("i_ver", "tcp_flags", "i_ipid", "i_size", "i_csum", "tcp_seq", "tcp_ack")
+        out = np.empty(c["i_ver"].shape[0], dtype=_I64)
+        FINGERPRINTS(*(np.ascontiguousarray(c[k], dtype=_I64) for k in names), FP_SEED, out)
+        return out
     v4 = c["i_ver"] == 4
     tcp = c["tcp_flags"] >= 0
     minus = np.full(v4.shape[0], -1, dtype=_I64)
@@ -226,6 +260,28 @@ class FactsFeed:
         self._tid: dict[TunnelKey, int] = {}
         self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
         self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
+        # per flow group, the duplicate state of the flows blocks saw since the last sync(): the ring
+        # (right-aligned, _d_len entries), the head length and the counts not yet in the DupTrack
+        self._d_live = np.zeros(0, dtype=bool)
+        self._d_len = np.zeros(0, dtype=_I64)
+        self._d_head = np.zeros(0, dtype=_I64)
+        self._d_fp = np.zeros((0, DUP_WINDOW), dtype=_U64)
+        self._d_ttl = np.zeros((0, DUP_WINDOW), dtype=_I64)
+        self._d_ts = np.zeros((0, DUP_WINDOW), dtype=_I64)
+        self._d_dups = np.zeros(0, dtype=_I64)
+        self._d_loops = np.zeros(0, dtype=_I64)
+        # additive counts and maxima not yet in the flows' and paths' objects (sync() writes them), and
+        # those objects by group: valid until sync() (the scalar collector may evict or replace them)
+        self._f_packets = np.zeros(0, dtype=_I64)
+        self._f_df_max = np.zeros(0, dtype=_I64)
+        self._p_packets = np.zeros(0, dtype=_I64)
+        self._p_new_bins = np.zeros((0, len(SIZE_BINS)), dtype=_I64)
+        self._p_new_max = np.zeros(0, dtype=_I64)
+        self._p_retx_here = np.zeros(0, dtype=_I64)
+        self._fobj: dict[int, FlowFacts] = {}
+        self._pobj: dict[int, PathFacts] = {}
+        self._f_known = np.zeros(0, dtype=bool)  # in _fobj
+        self._p_known = np.zeros(0, dtype=bool)
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -252,6 +308,7 @@ class FactsFeed:
     def add_packet(self, pkt: Packet, v: View) -> None:
         """A packet rows cannot carry: after everything before it, through the scalar collector."""
         self.flush()
+        self.sync()
         self.coll.add(pkt, v)
         self._max_ts = max(self._max_ts, pkt.ts_ns)
 
@@ -262,6 +319,10 @@ class FactsFeed:
         """Process everything buffered: call it only when every earlier row has been added."""
         if not self._buf:
             return
+        with _no_gc():
+            self._flush()
+
+    def _flush(self) -> None:
         parts, self._buf, self._buffered = self._buf, [], 0
         collided, self._collided = self._collided, False
         self.stats.blocks += 1
@@ -278,11 +339,116 @@ class FactsFeed:
             c = {k: v[order] for k, v in c.items()}
             pid = pid[order]
         if collided:
+            self.sync()
             self._one_by_one(c)
         elif self._cap_pressure(c, pid):
+            self.sync()
             self._one_by_one(self._all_columns(parts))
         else:
             _Block(self, c, pid).run()
+
+    def finish(self) -> None:
+        """Flush and :meth:`sync`: the collector's facts are then complete, for anyone to read or merge."""
+        self.flush()
+        self.sync()
+
+    def sync(self) -> None:
+        """Write the state blocks keep in arrays into the collector's objects.
+
+        Needed before anything else reads or changes those objects: the scalar collector (a
+        packet rows cannot carry, a block that goes one by one: it may also evict flows), the
+        findings, a merge.  The arrays are reloaded from the objects by the next block.
+        """
+        flows, fkeys = self.coll.result.flows, self._fkeys
+        if self._fobj:
+            f_l = np.flatnonzero(self._f_packets).tolist()
+            for f, n, hi in zip(f_l, self._f_packets[f_l].tolist(), self._f_df_max[f_l].tolist(), strict=True):
+                ff = self._fobj[f]
+                ff.packets += n
+                ff.df_max = max(ff.df_max, hi)
+            self._f_packets[f_l] = 0
+            self._f_df_max[f_l] = 0
+            p_l = np.flatnonzero(self._p_packets).tolist()
+            bins = self._p_new_bins[p_l].tolist()
+            for k, (q, n, hi, here) in enumerate(
+                zip(p_l, self._p_packets[p_l].tolist(), self._p_new_max[p_l].tolist(),
+                    self._p_retx_here[p_l].tolist(), strict=True)
+            ):  # fmt: skip
+                pf = self._pobj[q]
+                pf.packets += n
+                pf.new_bins = [a + b for a, b in zip(pf.new_bins, bins[k], strict=True)]
+                pf.new_max = max(pf.new_max, hi)
+                pf.retx_here += here
+            for a in (self._p_packets, self._p_new_bins, self._p_new_max, self._p_retx_here):
+                a[p_l] = 0
+            self._fobj, self._pobj = {}, {}
+            self._f_known[:] = False
+            self._p_known[:] = False
+        live = np.flatnonzero(self._d_live)
+        if not live.shape[0]:
+            return
+        n_l, dups, loops = self._d_len[live].tolist(), self._d_dups[live].tolist(), self._d_loops[live].tolist()
+        fp, ttl, ts = self._d_fp[live].tolist(), self._d_ttl[live].tolist(), self._d_ts[live].tolist()
+        for k, f in enumerate(live.tolist()):
+            d = flows[fkeys[f]].dup
+            lo = DUP_WINDOW - n_l[k]
+            d.ring = list(zip(fp[k][lo:], ttl[k][lo:], ts[k][lo:], strict=True))
+            d.duplicates += dups[k]
+            d.loops += loops[k]
+        self._d_dups[live] = 0
+        self._d_loops[live] = 0
+        self._d_live[live] = False
+
+    def _grow(self) -> None:
+        """Make the per-group arrays cover every flow and path group."""
+        n, p = len(self._fkeys), len(self._pkeys)
+
+        def grown(a: np.ndarray, n: int) -> np.ndarray:
+            if a.shape[0] >= n:
+                return a
+            out = np.zeros((max(n, 2 * a.shape[0], 1024), *a.shape[1:]), dtype=a.dtype)
+            out[: a.shape[0]] = a
+            return out
+
+        self._f_packets, self._f_df_max = grown(self._f_packets, n), grown(self._f_df_max, n)
+        self._f_known = grown(self._f_known, n)
+        self._p_packets, self._p_new_bins = grown(self._p_packets, p), grown(self._p_new_bins, p)
+        self._p_new_max, self._p_retx_here = grown(self._p_new_max, p), grown(self._p_retx_here, p)
+        self._p_known = grown(self._p_known, p)
+
+    def _dup_state(self, groups: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """Make the duplicate arrays cover every flow group and hold ``groups``' state."""
+        n = len(self._fkeys)
+        if self._d_live.shape[0] < n:
+            size = max(n, 2 * self._d_live.shape[0], 1024)
+
+            def grown(a: np.ndarray) -> np.ndarray:
+                out = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
+                out[: a.shape[0]] = a
+                return out
+
+            self._d_live, self._d_len, self._d_head = grown(self._d_live), grown(self._d_len), grown(self._d_head)
+            self._d_fp, self._d_ttl, self._d_ts = grown(self._d_fp), grown(self._d_ttl), grown(self._d_ts)
+            self._d_dups, self._d_loops = grown(self._d_dups), grown(self._d_loops)
+        cold = groups[~self._d_live[groups]]
+        if not cold.shape[0]:
+            return
+        tracks = [objs[f].dup for f in cold.tolist()]
+        r_len = np.array([len(d.ring) for d in tracks], dtype=_I64)
+        self._d_len[cold] = r_len
+        self._d_head[cold] = [len(d.head) for d in tracks]
+        flat = [e for d in tracks for e in d.ring]
+        self._d_fp[cold] = 0
+        self._d_ttl[cold] = 0
+        self._d_ts[cold] = 0
+        if flat:
+            fr = np.repeat(cold, r_len)
+            fc = np.arange(len(flat)) + np.repeat(DUP_WINDOW - np.cumsum(r_len), r_len)  # right-aligned
+            e_fp, e_ttl, e_ts = zip(*flat, strict=True)
+            self._d_fp[fr, fc] = np.array(e_fp, dtype=_U64)
+            self._d_ttl[fr, fc] = e_ttl
+            self._d_ts[fr, fc] = e_ts
+        self._d_live[cold] = True
 
     def _all_columns(self, parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> dict[str, np.ndarray]:
         c = {k: np.concatenate([p[0][k] for p in parts]) for k in COLUMNS}
@@ -337,6 +503,10 @@ class FactsFeed:
     def _cap_pressure(self, c: dict[str, np.ndarray], pid: np.ndarray) -> bool:
         """New flows or tunnels of this block would pass the cap: evictions then depend on packet order."""
         facts = self.coll.result
+        if len(facts.tunnels) + len(self._tkeys) <= facts.max_tunnels and (
+            len(facts.flows) + len(self._fkeys) <= facts.max_flows
+        ):
+            return False  # the common case: even every group the feed knows could not pass the caps
         tuns = np.flatnonzero(np.bincount(self._p_tun[pid], minlength=len(self._tkeys))).tolist()
         new_t = sum(1 for t in tuns if self._tkeys[t] not in facts.tunnels)
         if len(facts.tunnels) + new_t > facts.max_tunnels:
@@ -460,7 +630,7 @@ class _Block:
             np.minimum.at(lo, go, oh)
             np.maximum.at(hi, go, oh)
             lo_l, hi_l = lo.tolist(), hi.tolist()
-            for t in np.unique(go).tolist():
+            for t in np.flatnonzero(lo < _BIG).tolist():
                 obj = objs[t]
                 obj.overhead_min = min(obj.overhead_min, lo_l[t])
                 obj.overhead_max = max(obj.overhead_max, hi_l[t])
@@ -514,43 +684,48 @@ class _Block:
     def _flows(self, ip: np.ndarray, tunnels: dict[int, TunnelFacts]) -> None:
         feed, c, g = self.feed, self.c, self.fid
         facts = feed.coll.result
-        first = self.firsts(g, ip)
-        packets = np.bincount(g[ip], minlength=len(feed._fkeys)).tolist()
-        objs: dict[int, FlowFacts] = {}
-        fkeys, flows, ts_l, frame_l, source = feed._fkeys, facts.flows, self.ts, self.frame, self.source
-        for f, i in first.items():
-            key = fkeys[f]
-            ev = (int(ts_l[i]), source, int(frame_l[i]))
-            obj = flows.get(key)
-            if obj is None:
-                flows[key] = obj = FlowFacts(ev)
-            elif ev < obj.first:
-                obj.first = ev
-            obj.packets += packets[f]
-            objs[f] = obj
+        feed._grow()
+        gi = g[ip]
+        packets = np.bincount(gi, minlength=feed._f_packets.shape[0])
+        feed._f_packets += packets
+        fobj, ts_l, frame_l, source = feed._fobj, self.ts, self.frame, self.source
+        # a block after everything so far cannot move a known object's first packet: new ones only
+        todo = ip & ~feed._f_known[g] if self.after else ip
+        if todo.any():
+            fkeys, flows = feed._fkeys, facts.flows
+            for f, i in self.firsts(g, todo).items():
+                key = fkeys[f]
+                ev = (int(ts_l[i]), source, int(frame_l[i]))
+                obj = flows.get(key)
+                if obj is None:
+                    flows[key] = obj = FlowFacts(ev)
+                elif ev < obj.first:
+                    obj.first = ev
+                fobj[f] = obj
+            feed._f_known[gi] = True
+        present = np.flatnonzero(packets).tolist()
+        objs = dict(zip(present, map(fobj.__getitem__, present), strict=True))
         size = len(feed._fkeys)
         # paths, in order of their first packet
         p = self.pid
-        pfirst = self.firsts(p, ip)
-        pcount = np.bincount(p[ip], minlength=len(feed._pkeys)).tolist()
-        p_flow = feed._p_flow
-        for q in pfirst:
-            ev = self.ev(pfirst[q])
-            pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
-            if ev < pf.first:
-                pf.first = ev
-            pf.packets += pcount[q]
+        pi = p[ip]
+        feed._p_packets += np.bincount(pi, minlength=feed._p_packets.shape[0])
+        todo = ip & ~feed._p_known[p] if self.after else ip
+        if todo.any():
+            p_flow, pobj = feed._p_flow, feed._pobj
+            for q, i in self.firsts(p, todo).items():
+                ev = self.ev(i)
+                pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
+                if ev < pf.first:
+                    pf.first = ev
+                pobj[q] = pf
+            feed._p_known[pi] = True
         offload = c["offload"] != 0
         frag = c["i_frag"] != 0
         i_size = c["i_size"]
         df = ip & (c["i_df"] != 0) & ~offload & ~frag
         if df.any():
-            hi = np.zeros(size, dtype=_I64)
-            np.maximum.at(hi, g[df], i_size[df])
-            hi_l = hi.tolist()
-            for f, obj in objs.items():
-                if hi_l[f] > obj.df_max:
-                    obj.df_max = hi_l[f]
+            np.maximum.at(feed._f_df_max, g[df], i_size[df])
             df &= self.open_tops(g, {f: o.df_top for f, o in objs.items()}, -i_size)
             gs, idx = self.tops(g, df, 5, -i_size)
             for f, i in zip(gs, idx, strict=True):
@@ -605,7 +780,14 @@ class _Block:
 
     # -- duplicates -------------------------------------------------------------------------------------
     def _dups(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
-        """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized)."""
+        """``DupTrack.add`` for every selected row, flows side by side (look-backs 1..8 vectorized).
+
+        The rings and counts stay in the feed's arrays (:meth:`FactsFeed.sync` writes them out).
+        """
+        if DUPS is not None:
+            self._dups_compiled(sel, objs)
+            return
+        feed = self.feed
         idx = np.flatnonzero(sel)
         gi = self.fid[idx]
         order = group_order(gi)
@@ -615,24 +797,13 @@ class _Block:
         start[1:] = gs[1:] != gs[:-1]
         starts = np.flatnonzero(start)
         rank = _ranks(gs)
-        groups = gs[starts].tolist()
-        ng = len(groups)
+        groups = gs[starts]
+        ng = groups.shape[0]
         gpos = np.cumsum(start) - 1  # group ordinal of each row
+        feed._dup_state(groups, objs)
         # the flows' rings (the last 8 packets before this block), right-aligned in 8 columns
-        r_fp = np.zeros((ng, DUP_WINDOW), dtype=_U64)
-        r_ttl = np.zeros((ng, DUP_WINDOW), dtype=_I64)
-        r_ts = np.zeros((ng, DUP_WINDOW), dtype=_I64)
-        rings = [objs[f].dup for f in groups]
-        h0 = np.array([len(d.head) for d in rings], dtype=_I64)
-        r_len = np.array([len(d.ring) for d in rings], dtype=_I64)
-        flat = [e for d in rings for e in d.ring]
-        if flat:
-            fr = np.repeat(np.arange(ng), r_len)
-            fc = np.arange(len(flat)) + np.repeat(DUP_WINDOW - np.cumsum(r_len), r_len)  # right-aligned
-            e_fp, e_ttl, e_ts = zip(*flat, strict=True)
-            r_fp[fr, fc] = np.array(e_fp, dtype=_U64)
-            r_ttl[fr, fc] = e_ttl
-            r_ts[fr, fc] = e_ts
+        r_fp, r_ttl, r_ts = feed._d_fp[groups], feed._d_ttl[groups], feed._d_ts[groups]
+        h0, r_len = feed._d_head[groups], feed._d_len[groups]
         fp = self.c["fp"][idx].view(_U64)
         ttl = self.c["i_ttl"][idx]
         ts = self.ts[idx]
@@ -665,13 +836,17 @@ class _Block:
             hit_back[e] = back
             match_ttl[e] = r_ttl[gp[ok], col[ok]]
         found = hit_back > 0
-        loops = found & (ttl >= 0) & (ttl < match_ttl)
-        size = len(self.feed._fkeys)
-        dups = np.bincount(gs[found], minlength=size).tolist()
-        nloops = np.bincount(gs[loops], minlength=size).tolist()
         frame = self.frame[idx]
         source = self.source
-        # Python tuples only for the head rows and each flow's last 8 rows (its new ring)
+        if found.any():
+            loops = found & (ttl >= 0) & (ttl < match_ttl)
+            size = feed._d_dups.shape[0]
+            feed._d_dups += np.bincount(gs[found], minlength=size)
+            feed._d_loops += np.bincount(gs[loops], minlength=size)
+            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
+            for f, i in zip(tg, ti, strict=True):
+                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+        # Python tuples only for the head rows (a flow's first 8 packets)
         head_rows = np.flatnonzero(in_head)
         for f, a, b, t, fr in zip(
             gs[head_rows].tolist(),
@@ -685,23 +860,54 @@ class _Block:
         ends = np.empty(ng, dtype=_I64)
         ends[:-1] = starts[1:]
         ends[-1] = m
-        tail_rows = np.flatnonzero(rank >= (ends - starts - DUP_WINDOW)[gpos])  # each flow's last 8 rows
-        tails = list(zip(fp[tail_rows].tolist(), ttl[tail_rows].tolist(), ts[tail_rows].tolist(), strict=True))
-        t_end = np.cumsum(np.minimum(ends - starts, DUP_WINDOW)).tolist()  # tail rows are grouped in order
-        t_lo = 0
-        for k, f in enumerate(groups):
-            d = rings[k]
-            tail = tails[t_lo : t_end[k]]
-            t_lo = t_end[k]
-            if len(tail) < DUP_WINDOW and d.ring:
-                tail = d.ring[max(0, len(d.ring) - (DUP_WINDOW - len(tail))) :] + tail
-            d.ring = tail
-            d.duplicates += dups[f]
-            d.loops += nloops[f]
+        cnt = ends - starts
+        feed._d_head[groups] = np.minimum(h0 + cnt, DUP_WINDOW)
+        # the new rings: the old one (columns 8 - r_len .. 7) followed by each flow's last rows
+        # (columns 8 .. 8 + t - 1), read as the 8 columns ending with the last row
+        t = np.minimum(cnt, DUP_WINDOW)
+        tail_rows = np.flatnonzero(rank >= (cnt - DUP_WINDOW)[gpos])
+        tr_g = gpos[tail_rows]
+        tr_c = DUP_WINDOW + rank[tail_rows] - (cnt - t)[tr_g]
+        window = t[:, None] + np.arange(DUP_WINDOW)
+        for ring, a, dtype in ((feed._d_fp, fp, _U64), (feed._d_ttl, ttl, _I64), (feed._d_ts, ts, _I64)):
+            ext = np.zeros((ng, 2 * DUP_WINDOW), dtype=dtype)
+            ext[:, :DUP_WINDOW] = ring[groups]
+            ext[tr_g, tr_c] = a[tail_rows]
+            ring[groups] = np.take_along_axis(ext, window, axis=1)
+        feed._d_len[groups] = np.minimum(r_len + t, DUP_WINDOW)
+
+    def _dups_compiled(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """As :meth:`_dups`, one pass in capture order (no group sort): the same arrays, the same results."""
+        feed = self.feed
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        groups = np.flatnonzero(np.bincount(gi))
+        feed._dup_state(groups, objs)
+        fp = np.ascontiguousarray(self.c["fp"][idx], dtype=_I64).view(_U64)
+        ttl = np.ascontiguousarray(self.c["i_ttl"][idx], dtype=_I64)
+        ts = np.ascontiguousarray(self.ts[idx], dtype=_I64)
+        out = np.zeros(idx.shape[0], dtype=np.int8)
+        DUPS(gi, fp, ttl, ts, feed._d_fp, feed._d_ttl, feed._d_ts, feed._d_len, feed._d_head, out, DUP_NS)
+        frame = self.frame[idx]
+        source = self.source
+        found = out >= 2
         if found.any():
-            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
+            size = feed._d_dups.shape[0]
+            feed._d_dups += np.bincount(gi[found], minlength=size)
+            feed._d_loops += np.bincount(gi[out == 3], minlength=size)
+            tg, ti = _Candidates.pick(gi, found, 8, ts, frame, None, self.mono)
             for f, i in zip(tg, ti, strict=True):
                 objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+        head_rows = np.flatnonzero(out == 1)
+        for f, a, b, t, fr in zip(
+            gi[head_rows].tolist(),
+            fp[head_rows].tolist(),
+            ttl[head_rows].tolist(),
+            ts[head_rows].tolist(),
+            frame[head_rows].tolist(),
+            strict=True,
+        ):
+            objs[f].dup.head.append((a, b, (t, source, fr)))
 
     # -- TCP ---------------------------------------------------------------------------------------------
     def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
@@ -848,25 +1054,19 @@ class _Block:
         bins = np.searchsorted(_SIZE_EDGES, size, side="right") - 1
         # per path: new-data bins and maxima, retransmissions carried
         if new.any():
-            hist = np.bincount(pid[new] * nb + bins[new], minlength=npaths * nb).reshape(npaths, nb)
-            nmax = np.zeros(npaths, dtype=_I64)
-            np.maximum.at(nmax, pid[new], size[new])
-            for q in np.unique(pid[new]).tolist():
-                pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
-                row = hist[q].tolist()
-                pf.new_bins = [a + b for a, b in zip(pf.new_bins, row, strict=True)]
-                pf.new_max = max(pf.new_max, int(nmax[q]))
+            # the paths' counts wait in the feed's arrays (FactsFeed.sync)
+            cap = feed._p_new_max.shape[0]
+            feed._p_new_bins += np.bincount(pid[new] * nb + bins[new], minlength=cap * nb).reshape(cap, nb)
+            np.maximum.at(feed._p_new_max, pid[new], size[new])
         ends = m0.copy()
         np.maximum.at(ends, gp, dv)
-        gl = np.unique(gp).tolist()
+        gl = np.flatnonzero(np.bincount(gp, minlength=len(groups))).tolist()
         for k in gl:
             tracks[k].next = int((int(base[k]) + int(ends[k])) & _M32)
         retx = ~new
         if not retx.any():
             return
-        here = np.bincount(pid[retx], minlength=npaths).tolist()
-        for q in np.unique(pid[retx]).tolist():
-            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_here += here[q]
+        feed._p_retx_here += np.bincount(pid[retx], minlength=feed._p_retx_here.shape[0])
         # retransmissions wait in pending until it holds HEAD; later ones are blamed at once (overflow)
         r_rows = np.flatnonzero(retx)
         r_gp = gp[r_rows]

@@ -200,22 +200,28 @@ def test_parallel_parts_merge_exactly(tmp_path: Path) -> None:
 def test_group_table_numbers_keys_like_a_dict(keys: list[int], small: bool) -> None:
     if small:
         keys = [k & 0xFFFF for k in keys]  # structured, clustered keys probe long
-    table = A.GroupTable(capacity=16)
-    expect: dict[int, int] = {}
-    for lo in range(0, len(keys), 97):
-        chunk = np.array(keys[lo : lo + 97], dtype=np.int64)
-        got = table.lookup(chunk)
-        for k, g in zip(chunk.tolist(), got.tolist(), strict=True):
-            assert g == expect.get(k, -1)
-        new = chunk[got < 0]
-        if new.shape[0]:
-            uniq, first = np.unique(new, return_index=True)
-            order = uniq[np.argsort(first)]
-            ids = table.insert(order, order)
-            for k, g in zip(order.tolist(), ids.tolist(), strict=True):
-                expect[k] = g
-    allk = np.array(list(expect), dtype=np.int64)
-    assert table.lookup(allk).tolist() == list(expect.values())
+    saved = A.LOOKUP
+    try:
+        for compiled in (saved, None) if saved is not None else (None,):  # the compiled lookup and numpy's
+            A.LOOKUP = compiled
+            table = A.GroupTable(capacity=16)
+            expect: dict[int, int] = {}
+            for lo in range(0, len(keys), 97):
+                chunk = np.array(keys[lo : lo + 97], dtype=np.int64)
+                got = table.lookup(chunk)
+                for k, g in zip(chunk.tolist(), got.tolist(), strict=True):
+                    assert g == expect.get(k, -1)
+                new = chunk[got < 0]
+                if new.shape[0]:
+                    uniq, first = np.unique(new, return_index=True)
+                    order = uniq[np.argsort(first)]
+                    ids = table.insert(order, order)
+                    for k, g in zip(order.tolist(), ids.tolist(), strict=True):
+                        expect[k] = g
+            allk = np.array(list(expect), dtype=np.int64)
+            assert table.lookup(allk).tolist() == list(expect.values())
+    finally:
+        A.LOOKUP = saved
 
 
 def test_view_rows_round_trip() -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,18 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
     same_facts(facts_s, facts_f)
     same_findings(agg_s, facts_s, agg_f, facts_f)
     return stats
+
+
+@pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
+def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here with the compiled duplicate scan and fingerprints (ipsotrace/fast/_walk.c) and numpy."""
+    saved = F.DUPS, F.FINGERPRINTS
+    if request.param == "compiled" and None in saved:
+        pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
+    if request.param == "python":
+        F.DUPS = F.FINGERPRINTS = None
+    yield request.param
+    F.DUPS, F.FINGERPRINTS = saved
 
 
 @pytest.fixture
@@ -218,6 +231,28 @@ def test_caps_go_one_by_one(tmp_path: Path) -> None:
     path = _write(frames, str(tmp_path))
     stats = check([path], max_flows=5, max_tunnels=4)
     assert stats.one_by_one > 0
+
+
+def test_state_synced_before_one_by_one(tmp_path: Path, tiny_batches: None) -> None:
+    """A block that goes one by one (cap pressure) sees the duplicate rings earlier blocks left in arrays,
+    and the block after it reloads them from the collector's objects."""
+    t0 = 1_700_000_000_000_000_000
+    frames: list[GenFrame] = []
+
+    def add(data: bytes) -> None:
+        frames.append(GenFrame(t0 + len(frames) * 1000, data, len(data)))
+
+    for i in range(25):
+        add(_vxlan_tcp(0, 1000 + 100 * i, 100, 50000))
+    add(frames[-6].data)  # a duplicate of a packet of the previous block (blocks of 21 rows here)
+    for f in range(1, 11):
+        add(_vxlan_tcp(f, 7, 100, 50000))  # new flows past the cap: this block goes one by one
+    for i in range(25, 60):
+        add(_vxlan_tcp(0, 1000 + 100 * i, 100, 50000))
+        if i % 9 == 0:
+            add(frames[-3].data)
+    stats = check([_write(frames, str(tmp_path))], max_flows=5)
+    assert stats.one_by_one > 0 and stats.blocks > stats.one_by_one // F.BLOCK + 1
 
 
 def test_several_files(tmp_path: Path) -> None:
