@@ -519,6 +519,8 @@ class FactsFeed:
     def _one_by_one(self, c: dict[str, np.ndarray]) -> None:
         coll = self.coll
         n = int(c["row"].shape[0])
+        if n:  # later blocks compare their evidence with the latest time the facts hold
+            self._max_ts = max(self._max_ts, int(c["ts"].max()))
         fp = c["fp"].view(_U64).tolist()
         off, vxf = c["offload"].tolist(), c["vxf"].tolist()
         ts, frame = c["ts"].tolist(), c["frame"].tolist()
