@@ -474,7 +474,7 @@ class FactsFeed:
             pf = np.empty(gids.shape[0], dtype=_I64)
             pt = np.empty(gids.shape[0], dtype=_I64)
             for k, r in enumerate(first_rows.tolist()):
-                fk, tk, pk = self._keys(c, r)
+                fk, tk, pk = A.row_keys(c, r, self.encaps)  # type: ignore[assignment]
                 pt[k] = self._tid.setdefault(tk, len(self._tid))
                 if len(self._tkeys) < len(self._tid):
                     self._tkeys.append(tk)
@@ -489,16 +489,6 @@ class FactsFeed:
         if (self._table.check[pid] != chk).any():
             raise A.HashCollision
         return pid
-
-    def _keys(self, c: dict[str, np.ndarray], r: int) -> tuple[FlowKey, TunnelKey, PathKey]:
-        row = {k: int(c[k][r]) for k in (*A.FP_KEY, "o_ttl", "o_dscp", "o_ecn", "o_size")}
-        hop = A.outer_hop(row, self.encaps[row["encap"]], row["tid"])
-        iv = row["i_ver"]
-        src = A.address(iv, row["i_src_hi"], row["i_src_lo"])
-        dst = A.address(iv, row["i_dst_hi"], row["i_dst_lo"])
-        l3 = A._l3(iv)
-        fk: FlowKey = (hop.encap, hop.tunnel_id, l3, src, dst, row["i_proto"], row["i_sport"], row["i_dport"])
-        return fk, hop.tunnel_key, hop.path_key
 
     def _cap_pressure(self, c: dict[str, np.ndarray], pid: np.ndarray) -> bool:
         """New flows or tunnels of this block would pass the cap: evictions then depend on packet order."""
@@ -839,26 +829,14 @@ class _Block:
             match_ttl[e] = r_ttl[gp[ok], col[ok]]
         found = hit_back > 0
         frame = self.frame[idx]
-        source = self.source
         if found.any():
             loops = found & (ttl >= 0) & (ttl < match_ttl)
             size = feed._d_dups.shape[0]
             feed._d_dups += np.bincount(gs[found], minlength=size)
             feed._d_loops += np.bincount(gs[loops], minlength=size)
-            tg, ti = _Candidates.pick(gs, found, 8, ts, frame, None, self.mono)
-            for f, i in zip(tg, ti, strict=True):
-                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
+            self._dup_evidence(objs, gs, found, ts, frame)
         # Python tuples only for the head rows (a flow's first 8 packets)
-        head_rows = np.flatnonzero(in_head)
-        for f, a, b, t, fr in zip(
-            gs[head_rows].tolist(),
-            fp[head_rows].tolist(),
-            ttl[head_rows].tolist(),
-            ts[head_rows].tolist(),
-            frame[head_rows].tolist(),
-            strict=True,
-        ):
-            objs[f].dup.head.append((a, b, (t, source, fr)))
+        self._hold_head(objs, np.flatnonzero(in_head), gs, fp, ttl, ts, frame)
         ends = np.empty(ng, dtype=_I64)
         ends[:-1] = starts[1:]
         ends[-1] = m
@@ -891,22 +869,39 @@ class _Block:
         out = np.zeros(idx.shape[0], dtype=np.int8)
         DUPS(gi, fp, ttl, ts, feed._d_fp, feed._d_ttl, feed._d_ts, feed._d_len, feed._d_head, out, DUP_NS)
         frame = self.frame[idx]
-        source = self.source
         found = out >= 2
         if found.any():
             size = feed._d_dups.shape[0]
             feed._d_dups += np.bincount(gi[found], minlength=size)
             feed._d_loops += np.bincount(gi[out == 3], minlength=size)
-            tg, ti = _Candidates.pick(gi, found, 8, ts, frame, None, self.mono)
-            for f, i in zip(tg, ti, strict=True):
-                objs[f].dup.ev.add((int(ts[i]), source, int(frame[i])))
-        head_rows = np.flatnonzero(out == 1)
+            self._dup_evidence(objs, gi, found, ts, frame)
+        self._hold_head(objs, np.flatnonzero(out == 1), gi, fp, ttl, ts, frame)
+
+    def _dup_evidence(
+        self, objs: dict[int, FlowFacts], g: np.ndarray, found: np.ndarray, ts: np.ndarray, frame: np.ndarray
+    ) -> None:
+        tg, ti = _Candidates.pick(g, found, 8, ts, frame, None, self.mono)
+        for f, i in zip(tg, ti, strict=True):
+            objs[f].dup.ev.add((int(ts[i]), self.source, int(frame[i])))
+
+    def _hold_head(
+        self,
+        objs: dict[int, FlowFacts],
+        rows: np.ndarray,
+        g: np.ndarray,
+        fp: np.ndarray,
+        ttl: np.ndarray,
+        ts: np.ndarray,
+        frame: np.ndarray,
+    ) -> None:
+        """The rows of a flow's held-back duplicate head, as ``DupTrack.add`` keeps them."""
+        source = self.source
         for f, a, b, t, fr in zip(
-            gi[head_rows].tolist(),
-            fp[head_rows].tolist(),
-            ttl[head_rows].tolist(),
-            ts[head_rows].tolist(),
-            frame[head_rows].tolist(),
+            g[rows].tolist(),
+            fp[rows].tolist(),
+            ttl[rows].tolist(),
+            ts[rows].tolist(),
+            frame[rows].tolist(),
             strict=True,
         ):
             objs[f].dup.head.append((a, b, (t, source, fr)))
