@@ -459,6 +459,173 @@ lookup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * ---- The TCP step of the findings feed (ipsotrace/fast/facts.py, _Block._tcp_compiled) -------------
+ *
+ * TcpTrack.add (ipsotrace/findings/collect.py) for every TCP data segment of a block, in capture
+ * order, flows side by side: each segment depends on its flow's state after the one before (the
+ * highest sequence end, the runs of new data per outer path), a serial chain per flow that numpy
+ * only carries for the simple flows.  The state of a TcpTrack lives in the feed's arrays by flow
+ * group (facts._TcpArrays: loaded from the objects, written back by FactsFeed.sync); paths are the
+ * feed's path groups.  What needs Python objects stays in Python: the events of the held-back head
+ * and of ``pending`` (row codes), the head's state when it completes (hs rows), the blame of
+ * retransmissions on another path's PathFacts (blame).  Counts that wait in the feed's per-path
+ * arrays anyway (new-data bins and maximum, retransmissions carried) are added here.
+ */
+#define TCP_HEAD 16                /* collect.HEAD */
+#define TCP_RUNS 16                /* collect.MAX_RUNS */
+#define TCP_NS 9                   /* state columns (facts._TcpArrays) */
+enum { T_NEXT, T_LAST, T_NRUNS, T_TOTAL, T_FIRST, T_HEAD, T_HSTOTAL, T_PENDING, T_OVERFLOW };
+#define TCP_HS (4 + 2 * TCP_RUNS)  /* hs row: flow, next, last, runs_total, then (start, path) per run */
+
+static inline int
+seq_after32(int64_t a, int64_t b)
+{
+    uint32_t d = (uint32_t)((uint64_t)(a - b) & 0xFFFFFFFFu);
+    return 0 < d && d < 0x80000000u;
+}
+
+PyDoc_STRVAR(tcp_doc,
+"tcp(fid, seq, seglen, size, pid, state, runs, edges, new_bins, new_max, retx_here, hs, code, blame) -> int\n\n"
+"TcpTrack.add for data rows in capture order (int64 columns: flow group, sequence number,\n"
+"segment length, inner IP size, path group).  ``state`` (groups x 9) and ``runs`` (groups x 16 x 2)\n"
+"are the flows' TcpTrack state (facts._TcpArrays), updated in place; ``new_bins`` (paths x bins),\n"
+"``new_max`` and ``retx_here`` (paths) are added to; ``edges`` are SIZE_BINS.  code[i] (int8):\n"
+"1 a head segment, 2 new data, 3 a retransmission that waits in pending, 4 a retransmission\n"
+"blamed on path blame[i].  A head completed writes a row of ``hs`` (flow, next, last, runs_total,\n"
+"runs); the number of hs rows is returned.");
+
+static PyObject *
+tcp(PyObject *self, PyObject *args)
+{
+    enum { N = 14 };
+    PyObject *obj[N];
+    Py_buffer buf[N];
+    int writable[N] = {0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1};
+    int got = 0, ok = 1;
+    Py_ssize_t nh = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8], &obj[9], &obj[10], &obj[11], &obj[12], &obj[13]))
+        return NULL;
+    for (; got < N; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], writable[got] ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t m = buf[0].len / 8, groups = buf[5].len / (8 * TCP_NS), nb = buf[7].len / 8;
+        Py_ssize_t paths = buf[9].len / 8, hs_cap = buf[11].len / (8 * TCP_HS);
+        if (buf[1].len != 8 * m || buf[2].len != 8 * m || buf[3].len != 8 * m || buf[4].len != 8 * m ||
+            buf[12].len != m || buf[13].len != 8 * m || buf[5].len != 8 * TCP_NS * groups ||
+            buf[6].len != 8 * 2 * TCP_RUNS * groups || nb < 1 || buf[8].len != 8 * nb * paths ||
+            buf[10].len != 8 * paths || buf[11].len != 8 * TCP_HS * hs_cap) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "tcp: array sizes do not agree");
+        }
+        const int64_t *fid = (const int64_t *)buf[0].buf, *seq = (const int64_t *)buf[1].buf;
+        const int64_t *seglen = (const int64_t *)buf[2].buf, *size = (const int64_t *)buf[3].buf;
+        const int64_t *pid = (const int64_t *)buf[4].buf, *edges = (const int64_t *)buf[7].buf;
+        int64_t *state = (int64_t *)buf[5].buf, *runs = (int64_t *)buf[6].buf;
+        int64_t *new_bins = (int64_t *)buf[8].buf, *new_max = (int64_t *)buf[9].buf;
+        int64_t *retx_here = (int64_t *)buf[10].buf, *hs = (int64_t *)buf[11].buf;
+        int8_t *code = (int8_t *)buf[12].buf;
+        int64_t *blame = (int64_t *)buf[13].buf;
+        for (Py_ssize_t i = 0; ok && i < m; i++) {
+            int64_t f = fid[i], p = pid[i];
+            if (f < 0 || f >= groups || p < 0 || p >= paths) {
+                ok = 0;
+                PyErr_Format(PyExc_ValueError, "tcp: row %zd: flow or path group out of range", i);
+                break;
+            }
+            int64_t *st = state + TCP_NS * f, *rn = runs + 2 * TCP_RUNS * f;
+            if (st[T_NRUNS] < 0 || st[T_NRUNS] > TCP_RUNS) {
+                ok = 0;
+                PyErr_Format(PyExc_ValueError, "tcp: row %zd: bad run count", i);
+                break;
+            }
+            int64_t s = seq[i], end = (int64_t)((uint64_t)(s + seglen[i]) & 0xFFFFFFFFu);
+            int open = st[T_HSTOTAL] < 0;
+            int8_t what;
+            blame[i] = -1;
+            if (st[T_NEXT] < 0 || seq_after32(end, st[T_NEXT])) {
+                if (p != st[T_LAST]) {
+                    int64_t start = (st[T_NEXT] < 0 || seq_after32(s, st[T_NEXT])) ? s : st[T_NEXT];
+                    if (st[T_NRUNS] == TCP_RUNS) {  /* the oldest run falls out */
+                        memmove(rn, rn + 2, 2 * (TCP_RUNS - 1) * sizeof(*rn));
+                        st[T_NRUNS]--;
+                    }
+                    rn[2 * st[T_NRUNS]] = start;
+                    rn[2 * st[T_NRUNS] + 1] = p;
+                    st[T_NRUNS]++;
+                    st[T_TOTAL]++;
+                    if (st[T_FIRST] < 0)
+                        st[T_FIRST] = p;
+                }
+                st[T_NEXT] = end;
+                st[T_LAST] = p;
+                if (open) {
+                    what = 1;
+                } else {
+                    Py_ssize_t b = 0;  /* size_bin: bisect_right(SIZE_BINS, size) - 1, Python's -1 the last */
+                    while (b < nb && edges[b] <= size[i])
+                        b++;
+                    b = b ? b - 1 : nb - 1;
+                    new_bins[nb * p + b]++;
+                    if (size[i] > new_max[p])
+                        new_max[p] = size[i];
+                    what = 2;
+                }
+            } else if (open) {
+                what = 1;  /* held back: a retransmission in the head is not counted yet */
+            } else {
+                retx_here[p]++;
+                Py_ssize_t k = st[T_NRUNS] - 1;  /* the run holding the sequence number (-1: before all) */
+                while (k >= 0 && seq_after32(rn[2 * k], s))
+                    k--;
+                what = 4;
+                if (k < 0 || st[T_TOTAL] - st[T_NRUNS] + k < st[T_HSTOTAL]) {
+                    if (st[T_PENDING] < TCP_HEAD) {
+                        st[T_PENDING]++;
+                        what = 3;
+                    } else {
+                        st[T_OVERFLOW]++;
+                    }
+                }
+                if (what == 4)
+                    blame[i] = k >= 0 ? rn[2 * k + 1] : (st[T_FIRST] >= 0 ? st[T_FIRST] : p);
+            }
+            code[i] = what;
+            if (open && ++st[T_HEAD] >= TCP_HEAD) {
+                /* the head is complete: its state (TcpTrack._state) for the Python object */
+                if (nh >= hs_cap) {
+                    ok = 0;
+                    PyErr_SetString(PyExc_ValueError, "tcp: more heads completed than hs rows");
+                    break;
+                }
+                int64_t *h = hs + TCP_HS * nh++;
+                int64_t keep = st[T_NRUNS] < st[T_TOTAL] ? st[T_NRUNS] : st[T_TOTAL];
+                h[0] = f;
+                h[1] = st[T_NEXT];
+                h[2] = st[T_LAST];
+                h[3] = st[T_TOTAL];
+                for (int64_t k = 0; k < TCP_RUNS; k++) {
+                    int in = k < keep;
+                    h[4 + 2 * k] = in ? rn[2 * (st[T_NRUNS] - keep + k)] : 0;
+                    h[5 + 2 * k] = in ? rn[2 * (st[T_NRUNS] - keep + k) + 1] : -1;
+                }
+                st[T_HSTOTAL] = st[T_TOTAL];
+            }
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    return PyLong_FromSsize_t(nh);
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
@@ -466,6 +633,7 @@ static PyMethodDef methods[] = {
     {"dups", dups, METH_VARARGS, dups_doc},
     {"fingerprints", fingerprints, METH_VARARGS, fingerprints_doc},
     {"lookup", lookup, METH_VARARGS, lookup_doc},
+    {"tcp", tcp, METH_VARARGS, tcp_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -45,6 +45,8 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,7 @@ from ipsotrace.findings.collect import (
     DUP_WINDOW,
     FP_SEED,
     HEAD,
+    MAX_RUNS,
     OFFLOAD_MIN,
     VXLAN_FLAG_BITS,
     Collector,
@@ -93,6 +96,12 @@ _SERIAL_SPAN = 1 << 30  # sequence offsets within a block beyond this: one segme
 DUPS: Any = getattr(_walker(), "dups", None)
 #: the compiled fingerprints (ipsotrace/fast/_walk.c), or None: numpy (same values)
 FINGERPRINTS: Any = getattr(_walker(), "fingerprints", None)
+#: the compiled TCP step (ipsotrace/fast/_walk.c), or None: the numpy one with TcpTrack.add (same results)
+TCP: Any = getattr(_walker(), "tcp", None)
+
+
+#: a TcpEvent from a tuple of its fields, without the Python-level ``__new__`` (events are made in bulk)
+_make_event: Callable[[tuple[int, int, int, PathKey, Ev]], TcpEvent] = partial(tuple.__new__, TcpEvent)  # type: ignore[assignment]
 
 
 @contextmanager
@@ -239,6 +248,90 @@ class _Candidates:
         return out_g, out_i
 
 
+class _TcpArrays:
+    """The TcpTrack state of the flows blocks saw since the last sync, by flow group, for the compiled step.
+
+    Columns of ``state`` (as ``tcp`` in ipsotrace/fast/_walk.c reads them): next (-1: None), last path
+    group (-1: None), runs kept, runs ever started, first path group (-1: None), head length, runs at the
+    head's end (-1: head open), pending length, overflow not yet in the object.  ``runs`` holds (first
+    sequence number, path group) per run kept.  The head and pending events themselves, and the head's
+    state once complete, go into the objects at once (a bounded number per flow).
+    """
+
+    NS = 9
+
+    def __init__(self) -> None:
+        self.live = np.zeros(0, dtype=bool)
+        self.state = np.zeros((0, self.NS), dtype=_I64)
+        self.runs = np.zeros((0, MAX_RUNS, 2), dtype=_I64)
+
+    def load(self, feed: FactsFeed, groups: np.ndarray, objs: dict[int, FlowFacts]) -> list[int]:
+        """Make ``groups``' state live; the flows that cannot be (a path only one-by-one rows saw) are returned."""
+        n = len(feed._fkeys)
+        if self.live.shape[0] < n:
+            size = max(n, 2 * self.live.shape[0], 1024)
+            for name in ("live", "state", "runs"):
+                a = getattr(self, name)
+                out = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
+                out[: a.shape[0]] = a
+                setattr(self, name, out)
+        cold = groups[~self.live[groups]].tolist()
+        if not cold:
+            return []
+        get = feed._pid.get
+        bad: list[int] = []
+        ok: list[int] = []
+        rows: list[tuple[int, ...]] = []
+        run_rows: list[list[tuple[int, int]]] = []
+        for f in cold:
+            ff = objs[f]
+            tr = ff.tcp
+            if tr is None:
+                ff.tcp = tr = TcpTrack()
+            last = -1 if tr.last is None else get((f, tr.last), -2)
+            first = -1 if tr.first_path is None else get((f, tr.first_path), -2)
+            runs = [(s, get((f, pk), -2)) for s, pk in tr.runs]
+            if last == -2 or first == -2 or len(runs) > MAX_RUNS or any(p == -2 for _, p in runs):
+                bad.append(f)
+                continue
+            hs = tr.head_state
+            nxt = -1 if tr.next is None else tr.next
+            rows.append((nxt, last, len(runs), tr.runs_total, first, len(tr.head), -1 if hs is None else hs[2],
+                         len(tr.pending), 0))  # fmt: skip
+            run_rows.append(runs)
+            ok.append(f)
+        if ok:
+            self.state[ok] = rows
+            self.runs[ok] = 0
+            flat = [r for rs in run_rows for r in rs]
+            if flat:
+                counts = [len(rs) for rs in run_rows]
+                fr = np.repeat(np.array(ok, dtype=_I64), counts)
+                fc = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
+                self.runs[fr, fc] = flat
+            self.live[ok] = True
+        return bad
+
+    def store(self, feed: FactsFeed) -> None:
+        """Write the live state into the flows' TcpTrack objects (FactsFeed.sync)."""
+        live = np.flatnonzero(self.live)
+        if not live.shape[0]:
+            return
+        flows, fkeys, pkeys = feed.coll.result.flows, feed._fkeys, feed._pkeys
+        state, runs = self.state[live].tolist(), self.runs[live].tolist()
+        for k, f in enumerate(live.tolist()):
+            tr = flows[fkeys[f]].tcp
+            assert tr is not None
+            nxt, last, nr, total, first = state[k][:5]
+            tr.next = None if nxt < 0 else nxt
+            tr.last = None if last < 0 else pkeys[last]
+            tr.runs = [(s, pkeys[p]) for s, p in runs[k][:nr]]
+            tr.runs_total = total
+            tr.first_path = None if first < 0 else pkeys[first]
+            tr.overflow += state[k][8]
+        self.live[live] = False
+
+
 class FactsFeed:
     """Feeds a :class:`Collector` from fast-path rows, in capture order (``row`` orders them)."""
 
@@ -282,6 +375,7 @@ class FactsFeed:
         self._pobj: dict[int, PathFacts] = {}
         self._f_known = np.zeros(0, dtype=bool)  # in _fobj
         self._p_known = np.zeros(0, dtype=bool)
+        self._tcps = _TcpArrays()  # the TCP state of flows, for the compiled step (TCP)
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -359,6 +453,7 @@ class FactsFeed:
         packet rows cannot carry, a block that goes one by one: it may also evict flows), the
         findings, a merge.  The arrays are reloaded from the objects by the next block.
         """
+        self._tcps.store(self)
         flows, fkeys = self.coll.result.flows, self._fkeys
         if self._fobj:
             f_l = np.flatnonzero(self._f_packets).tolist()
@@ -908,6 +1003,9 @@ class _Block:
 
     # -- TCP ---------------------------------------------------------------------------------------------
     def _tcp(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        if TCP is not None:
+            self._tcp_compiled(sel, objs)
+            return
         feed, c = self.feed, self.c
         idx = np.flatnonzero(sel)
         gi = self.fid[idx]
@@ -1015,6 +1113,93 @@ class _Block:
         tail = fast_row & ~head_row
         if tail.any():
             self._tcp_vectorized(tail, d, m0, gpos, groups, tracks, objs, base, idx, event)
+
+    def _tcp_compiled(self, sel: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """As :meth:`_tcp`, every segment in one compiled pass in capture order (``TCP``): the same results."""
+        feed, c = self.feed, self.c
+        idx = np.flatnonzero(sel)
+        gi = self.fid[idx]
+        arrays = feed._tcps
+        bad = arrays.load(feed, np.flatnonzero(np.bincount(gi)), objs)
+        seq, seglen, size, pid = c["tcp_seq"][idx], c["tcp_len"][idx], c["i_size"][idx], self.pid[idx]
+        source, pkeys, ts, frame = self.source, feed._pkeys, self.ts, self.frame
+
+        def events(rows: np.ndarray) -> tuple[list[int], list[TcpEvent]]:
+            """The flow groups and events of ``rows`` (of the data rows), built from lists (no numpy scalars)."""
+            at = idx[rows]
+            evs = zip(ts[at].tolist(), repeat(source), frame[at].tolist())
+            paths = map(pkeys.__getitem__, pid[rows].tolist())
+            fields = zip(seq[rows].tolist(), seglen[rows].tolist(), size[rows].tolist(), paths, evs, strict=True)
+            return gi[rows].tolist(), list(map(_make_event, fields))
+
+        if bad:
+            # a flow whose runs name a path only one-by-one rows saw: one segment at a time
+            slow = np.isin(gi, bad)
+            rows = np.flatnonzero(slow)
+            for f, e in zip(*events(rows), strict=True):
+                tr = objs[f].tcp
+                assert tr is not None
+                tr.add(e, objs[f])
+            feed.stats.tcp_python += rows.shape[0]
+            keep = ~slow
+            idx, gi, seq, seglen, size, pid = idx[keep], gi[keep], seq[keep], seglen[keep], size[keep], pid[keep]
+        m = idx.shape[0]
+        if not m:
+            return
+        groups = np.flatnonzero(np.bincount(gi))
+        hs = np.empty((int((arrays.state[groups, 6] < 0).sum()), 4 + 2 * MAX_RUNS), dtype=_I64)
+        code = np.empty(m, dtype=np.int8)
+        blame = np.empty(m, dtype=_I64)
+        nh = TCP(
+            gi, seq, seglen, size, pid, arrays.state, arrays.runs, _SIZE_EDGES,
+            feed._p_new_bins, feed._p_new_max, feed._p_retx_here, hs, code, blame,
+        )  # fmt: skip
+        # the held-back head and the pending retransmissions: events in the objects, in capture order
+        for what in (1, 3):
+            kept = np.flatnonzero(code == what)
+            if not kept.shape[0]:
+                continue
+            kept = kept[group_order(gi[kept])]  # by flow, capture order within each
+            fl, evl = events(kept)
+            cuts = (np.flatnonzero(np.diff(gi[kept])) + 1).tolist()
+            for lo, hi in zip([0, *cuts], [*cuts, len(fl)], strict=True):
+                tr = objs[fl[lo]].tcp
+                assert tr is not None
+                (tr.head if what == 1 else tr.pending).extend(evl[lo:hi])
+        for h in hs[:nh].tolist():
+            tr = objs[h[0]].tcp
+            assert tr is not None
+            runs = tuple((h[4 + 2 * k], pkeys[h[5 + 2 * k]]) for k in range(MAX_RUNS) if h[5 + 2 * k] >= 0)
+            tr.head_state = (None if h[1] < 0 else h[1], None if h[2] < 0 else pkeys[h[2]], h[3], runs)
+        b_rows = np.flatnonzero(code == 4)
+        if b_rows.shape[0]:
+            self._blame(idx[b_rows], blame[b_rows], size[b_rows], objs)
+
+    def _blame(self, rows: np.ndarray, bp: np.ndarray, size: np.ndarray, objs: dict[int, FlowFacts]) -> None:
+        """Retransmissions (block ``rows``, capture order) blamed on path groups ``bp``: bins, minimum, evidence."""
+        feed = self.feed
+        nb = len(SIZE_BINS)
+        bins = np.searchsorted(_SIZE_EDGES, size, side="right") - 1
+        bins[bins < 0] = nb - 1  # size_bin's -1 indexes the last bin
+        paths, first = np.unique(bp, return_index=True)
+        inv = np.searchsorted(paths, bp)
+        hist = np.bincount(inv * nb + bins, minlength=paths.shape[0] * nb).reshape(-1, nb).tolist()
+        small = np.full(paths.shape[0], _BIG, dtype=_I64)
+        np.minimum.at(small, inv, size)
+        pfs: dict[int, PathFacts] = {}
+        for k, (q, i) in enumerate(zip(paths.tolist(), rows[first].tolist(), strict=True)):
+            # a path dropped from the flow's dict comes back at its first blame, as ``_blame`` makes it
+            pf = objs[int(feed._p_flow[q])].path(feed._pkeys[q], self.ev(i))
+            pf.retx_bins = [a + b for a, b in zip(pf.retx_bins, hist[k], strict=True)]
+            pf.retx_min_size = min(pf.retx_min_size, int(small[k]))
+            pfs[q] = pf
+        g = np.zeros(self.ts.shape[0], dtype=_I64)
+        g[rows] = bp
+        sel = np.zeros(self.ts.shape[0], dtype=bool)
+        sel[rows] = True
+        gs, ii = self.tops(g, sel, 8)
+        for q, i in zip(gs, ii, strict=True):
+            pfs[q].retx_ev.add(self.ev(i))
 
     def _tcp_vectorized(
         self,
