@@ -248,6 +248,42 @@ class _Candidates:
         return out_g, out_i
 
 
+class _TopLimits:
+    """By group, the largest key its full Top holds (``_BIG``: not full), cached until the next sync.
+
+    ``_Block.open_tops`` asks every group's Top each block; most are full and stay so (a flow's five
+    largest DF sizes are its first full-sized packets): cached, only groups new since the last sync or
+    whose Top a block added to are asked again.
+    """
+
+    def __init__(self) -> None:
+        self.raw = np.zeros(0, dtype=_I64)
+        self.ok = np.zeros(0, dtype=bool)
+
+    def get(self, n: int, groups: np.ndarray, top: Callable[[int], Top[Any]]) -> np.ndarray:
+        """The limits of ``groups`` (of ``n`` groups in all) are valid in the array returned."""
+        if self.ok.shape[0] < n:
+            size = max(n, 2 * self.ok.shape[0], 1024)
+            raw, ok = np.zeros(size, dtype=_I64), np.zeros(size, dtype=bool)
+            raw[: self.raw.shape[0]], ok[: self.ok.shape[0]] = self.raw, self.ok
+            self.raw, self.ok = raw, ok
+        cold = groups[~self.ok[groups]].tolist()
+        if cold:
+            vals = []
+            for f in cold:
+                t = top(f)
+                vals.append(t.items[-1][0] if len(t.items) >= t.n else _BIG)
+            self.raw[cold] = vals
+            self.ok[cold] = True
+        return self.raw
+
+    def forget(self, groups: list[int]) -> None:
+        self.ok[groups] = False
+
+    def clear(self) -> None:
+        self.ok[:] = False
+
+
 class _TcpArrays:
     """The TcpTrack state of the flows blocks saw since the last sync, by flow group, for the compiled step.
 
@@ -376,6 +412,7 @@ class FactsFeed:
         self._f_known = np.zeros(0, dtype=bool)  # in _fobj
         self._p_known = np.zeros(0, dtype=bool)
         self._tcps = _TcpArrays()  # the TCP state of flows, for the compiled step (TCP)
+        self._df_limits = _TopLimits()  # the flows' df_top limits (open_tops)
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -454,6 +491,7 @@ class FactsFeed:
         findings, a merge.  The arrays are reloaded from the objects by the next block.
         """
         self._tcps.store(self)
+        self._df_limits.clear()
         flows, fkeys = self.coll.result.flows, self._fkeys
         if self._fobj:
             f_l = np.flatnonzero(self._f_packets).tolist()
@@ -790,7 +828,8 @@ class _Block:
                     obj.first = ev
                 fobj[f] = obj
             feed._f_known[gi] = True
-        present = np.flatnonzero(packets).tolist()
+        present_a = np.flatnonzero(packets)
+        present = present_a.tolist()
         objs = dict(zip(present, map(fobj.__getitem__, present), strict=True))
         size = len(feed._fkeys)
         # paths, in order of their first packet
@@ -813,10 +852,12 @@ class _Block:
         df = ip & (c["i_df"] != 0) & ~offload & ~frag
         if df.any():
             np.maximum.at(feed._f_df_max, g[df], i_size[df])
-            df &= self.open_tops(g, {f: o.df_top for f, o in objs.items()}, -i_size)
+            limits = feed._df_limits.get(size, present_a, lambda f: objs[f].df_top)
+            df &= -i_size <= limits[g] - int(self.after)  # as open_tops
             gs, idx = self.tops(g, df, 5, -i_size)
             for f, i in zip(gs, idx, strict=True):
                 objs[f].df_top.add((-int(i_size[i]), self.ev(i)))
+            feed._df_limits.forget(gs)
         i_ecn = c["i_ecn"]
         ce = ip & (c["o_ttl"] >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (c["o_ecn"] == 3)
         if ce.any():
