@@ -413,6 +413,7 @@ class FactsFeed:
         self._p_known = np.zeros(0, dtype=bool)
         self._tcps = _TcpArrays()  # the TCP state of flows, for the compiled step (TCP)
         self._df_limits = _TopLimits()  # the flows' df_top limits (open_tops)
+        self._outer_limits = _TopLimits()  # the tunnels' outer_top limits
 
     # -- input -------------------------------------------------------------------------------------------
     def begin_source(self, name: str) -> None:
@@ -492,6 +493,7 @@ class FactsFeed:
         """
         self._tcps.store(self)
         self._df_limits.clear()
+        self._outer_limits.clear()
         flows, fkeys = self.coll.result.flows, self._fkeys
         if self._fobj:
             f_l = np.flatnonzero(self._f_packets).tolist()
@@ -682,6 +684,15 @@ class _Block:
     ) -> tuple[list[int], list[int]]:
         return _Candidates.pick(g, sel, n, self.ts, self.frame, key, self.mono)
 
+    def offer(self, gs: list[int], idx: list[int], top: Callable[[int], Top[Any]], key: np.ndarray) -> None:
+        """``top(g).add((key[i], ev(i)))`` for the candidates ``tops`` picked (values as lists, not numpy scalars)."""
+        if not gs:
+            return
+        ia = np.array(idx, dtype=_I64)
+        evs = zip(self.ts[ia].tolist(), repeat(self.source), self.frame[ia].tolist())
+        for g, k, ev in zip(gs, key[ia].tolist(), evs, strict=True):
+            top(g).add((k, ev))
+
     def open_tops(self, g: np.ndarray, tops: dict[int, Top[Any]], key: np.ndarray | None = None) -> np.ndarray:
         """Rows that could still enter their group's Top (a cheap pre-selection; ``Top.add`` decides)."""
         limit = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
@@ -742,10 +753,11 @@ class _Block:
         offload = c["offload"] != 0
         o_size, i_size = c["o_size"], c["i_size"]
         outer = ~offload & (c["o_ttl"] >= 0)
-        outer &= self.open_tops(g, {t: o.outer_top for t, o in objs.items()}, -o_size)
+        limits = feed._outer_limits.get(size, np.array(list(objs), dtype=_I64), lambda t: objs[t].outer_top)
+        outer &= -o_size <= limits[g] - int(self.after)  # as open_tops
         gs, idx = self.tops(g, outer, 3, -o_size)
-        for t, i in zip(gs, idx, strict=True):
-            objs[t].outer_top.add((-int(o_size[i]), self.ev(i)))
+        self.offer(gs, idx, lambda t: objs[t].outer_top, -o_size)
+        feed._outer_limits.forget(gs)
         oh_rows = ip & ~offload & (o_size > i_size)
         if oh_rows.any():
             oh = (o_size - i_size)[oh_rows]
@@ -855,8 +867,7 @@ class _Block:
             limits = feed._df_limits.get(size, present_a, lambda f: objs[f].df_top)
             df &= -i_size <= limits[g] - int(self.after)  # as open_tops
             gs, idx = self.tops(g, df, 5, -i_size)
-            for f, i in zip(gs, idx, strict=True):
-                objs[f].df_top.add((-int(i_size[i]), self.ev(i)))
+            self.offer(gs, idx, lambda f: objs[f].df_top, -i_size)
             feed._df_limits.forget(gs)
         i_ecn = c["i_ecn"]
         ce = ip & (c["o_ttl"] >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (c["o_ecn"] == 3)
@@ -868,8 +879,7 @@ class _Block:
             mss = c["mss"]
             syn = tcp & (flags & 0x02 != 0)
             gs, idx = self.tops(g, syn & (mss != 0), 3, -mss)
-            for f, i in zip(gs, idx, strict=True):
-                objs[f].syn_mss.add((-int(mss[i]), self.ev(i)))
+            self.offer(gs, idx, lambda f: objs[f].syn_mss, -mss)
             ece = tcp & ~syn & (flags & 0x40 != 0)
             if ece.any():
                 cnt = np.bincount(g[ece], minlength=size).tolist()
