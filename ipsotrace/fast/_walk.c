@@ -626,6 +626,118 @@ tcp(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(nh);
 }
 
+/*
+ * The tunnels' counters of a block (_Block._tunnels): a dozen numpy passes over every row (masks,
+ * then a bincount each) as one.  The numpy version stays in facts.py (_tunnel_counts) and gives the
+ * same table.
+ */
+#define TUN_COLS 11  /* facts.TUNNEL_COUNTS */
+#define TUN_BIG ((int64_t)1 << 62)
+
+PyDoc_STRVAR(tunnel_counts_doc,
+"tunnel_counts(g, i_ver, offload, o_ttl, i_ttl, o_size, i_size, o_dscp, i_dscp, o_ecn, i_ecn, counts, flags)\n\n"
+"The tunnel counters of _Block._tunnels (ipsotrace/fast/facts.py) for rows of tunnel groups ``g``\n"
+"(int64 columns).  ``counts`` (groups x 11, int64) is filled: packets, first row (2**62: none),\n"
+"overhead minimum (2**62: none) and maximum, TTL compared and copied, DSCP marked, lost and\n"
+"changed, ECN capable and lost.  flags[i] (int8): 1 outer-size candidate, 2 TTL not copied,\n"
+"4 DSCP changed or lost, 8 ECN lost.");
+
+static PyObject *
+tunnel_counts(PyObject *self, PyObject *args)
+{
+    enum { N = 13 };
+    PyObject *obj[N];
+    Py_buffer buf[N];
+    int got = 0, ok = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8], &obj[9], &obj[10], &obj[11], &obj[12]))
+        return NULL;
+    for (; got < N; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], got >= 11 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    Py_ssize_t m = 0, groups = 0;
+    if (ok) {
+        m = buf[0].len / 8;
+        groups = buf[11].len / (8 * TUN_COLS);
+        for (int k = 1; k < 11; k++)
+            if (buf[k].len != 8 * m)
+                ok = 0;
+        if (!ok || buf[12].len != m || buf[11].len != 8 * TUN_COLS * groups) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "tunnel_counts: array sizes do not agree");
+        }
+    }
+    if (ok) {
+        const int64_t *g = (const int64_t *)buf[0].buf, *ver = (const int64_t *)buf[1].buf;
+        const int64_t *offload = (const int64_t *)buf[2].buf;
+        const int64_t *o_ttl = (const int64_t *)buf[3].buf, *i_ttl = (const int64_t *)buf[4].buf;
+        const int64_t *o_size = (const int64_t *)buf[5].buf, *i_size = (const int64_t *)buf[6].buf;
+        const int64_t *o_dscp = (const int64_t *)buf[7].buf, *i_dscp = (const int64_t *)buf[8].buf;
+        const int64_t *o_ecn = (const int64_t *)buf[9].buf, *i_ecn = (const int64_t *)buf[10].buf;
+        int64_t *counts = (int64_t *)buf[11].buf;
+        int8_t *flags = (int8_t *)buf[12].buf;
+        for (Py_ssize_t t = 0; t < groups; t++) {
+            int64_t *row = counts + TUN_COLS * t;
+            memset(row, 0, TUN_COLS * sizeof(*row));
+            row[1] = row[2] = TUN_BIG;
+        }
+        for (Py_ssize_t i = 0; i < m; i++) {
+            int64_t t = g[i];
+            if (t < 0 || t >= groups) {
+                ok = 0;
+                PyErr_Format(PyExc_ValueError, "tunnel_counts: row %zd: tunnel group out of range", i);
+                break;
+            }
+            int64_t *row = counts + TUN_COLS * t;
+            int ip = ver[i] == 4 || ver[i] == 6, off = offload[i] != 0;
+            int8_t fl = 0;
+            row[0]++;
+            if (row[1] == TUN_BIG)
+                row[1] = i;
+            if (!off && o_ttl[i] >= 0)
+                fl |= 1;
+            if (ip && !off && o_size[i] > i_size[i]) {
+                int64_t oh = o_size[i] - i_size[i];
+                if (oh < row[2])
+                    row[2] = oh;
+                if (oh > row[3])
+                    row[3] = oh;
+            }
+            if (ip && o_ttl[i] >= 0 && i_ttl[i] >= 0) {
+                row[4]++;
+                if (o_ttl[i] == i_ttl[i] || o_ttl[i] == i_ttl[i] - 1)
+                    row[5]++;
+                else
+                    fl |= 2;
+                if (i_dscp[i] != 0) {
+                    row[6]++;
+                    if (o_dscp[i] != i_dscp[i]) {
+                        row[o_dscp[i] == 0 ? 7 : 8]++;
+                        fl |= 4;
+                    }
+                }
+                if (i_ecn[i] != 0) {
+                    row[9]++;
+                    if (o_ecn[i] == 0) {
+                        row[10]++;
+                        fl |= 8;
+                    }
+                }
+            }
+            flags[i] = fl;
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
@@ -634,6 +746,7 @@ static PyMethodDef methods[] = {
     {"fingerprints", fingerprints, METH_VARARGS, fingerprints_doc},
     {"lookup", lookup, METH_VARARGS, lookup_doc},
     {"tcp", tcp, METH_VARARGS, tcp_doc},
+    {"tunnel_counts", tunnel_counts, METH_VARARGS, tunnel_counts_doc},
     {NULL, NULL, 0, NULL},
 };
 

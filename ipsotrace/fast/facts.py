@@ -98,6 +98,8 @@ DUPS: Any = getattr(_walker(), "dups", None)
 FINGERPRINTS: Any = getattr(_walker(), "fingerprints", None)
 #: the compiled TCP step (ipsotrace/fast/_walk.c), or None: the numpy one with TcpTrack.add (same results)
 TCP: Any = getattr(_walker(), "tcp", None)
+#: the compiled tunnel counters (ipsotrace/fast/_walk.c), or None: numpy (the same table)
+TUNNEL_COUNTS_C: Any = getattr(_walker(), "tunnel_counts", None)
 
 
 #: a TcpEvent from a tuple of its fields, without the Python-level ``__new__`` (events are made in bulk)
@@ -164,6 +166,53 @@ def fast_columns(c: dict[str, np.ndarray], wirelen: np.ndarray) -> dict[str, np.
         "offload": (wirelen >= OFFLOAD_MIN).astype(_I64),
         "vxf": np.zeros(wirelen.shape[0], dtype=_I64),
     }
+
+
+#: columns of the tunnel counters table (tunnel_counts)
+TUNNEL_COUNTS = (
+    "packets", "first_row", "overhead_min", "overhead_max", "ttl_compared", "ttl_copied", "dscp_marked",
+    "dscp_lost", "dscp_changed", "ecn_capable", "ecn_lost",
+)  # fmt: skip
+
+
+def tunnel_counts(c: dict[str, np.ndarray], g: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The counters of a block's rows by tunnel group ``g`` (``size`` groups), and each row's flags.
+
+    The table (``size`` x :data:`TUNNEL_COUNTS`): packets, first row (``_BIG``: none), overhead
+    minimum (``_BIG``: none) and maximum over IP rows not offloaded with an outer larger than the
+    inner, then the TTL, DSCP and ECN comparisons of IP rows with both TTLs.  Flags (int8): 1 a
+    candidate for the outer-size Top, 2 TTL not copied, 4 DSCP changed or lost, 8 ECN lost.
+    """
+    names = ("i_ver", "offload", "o_ttl", "i_ttl", "o_size", "i_size", "o_dscp", "i_dscp", "o_ecn", "i_ecn")
+    counts = np.empty((size, len(TUNNEL_COUNTS)), dtype=_I64)
+    flags = np.empty(g.shape[0], dtype=np.int8)
+    if TUNNEL_COUNTS_C is not None:
+        TUNNEL_COUNTS_C(g, *(np.ascontiguousarray(c[k], dtype=_I64) for k in names), counts, flags)
+        return counts, flags
+    i_ver, offload, o_ttl, i_ttl, o_size, i_size, o_dscp, i_dscp, o_ecn, i_ecn = (c[k] for k in names)
+    ip = (i_ver == 4) | (i_ver == 6)
+    on_wire = offload == 0
+    counts[:, 0] = np.bincount(g, minlength=size)
+    rows = np.arange(g.shape[0], dtype=_I64)
+    counts[:, 1] = _BIG
+    np.minimum.at(counts[:, 1], g, rows)
+    oh_rows = ip & on_wire & (o_size > i_size)
+    oh = (o_size - i_size)[oh_rows]
+    counts[:, 2] = _BIG
+    counts[:, 3] = 0
+    np.minimum.at(counts[:, 2], g[oh_rows], oh)
+    np.maximum.at(counts[:, 3], g[oh_rows], oh)
+    cmp = ip & (o_ttl >= 0) & (i_ttl >= 0)
+    copied = cmp & ((o_ttl == i_ttl) | (o_ttl == i_ttl - 1))
+    marked = cmp & (i_dscp != 0)
+    dscp_diff = marked & (o_dscp != i_dscp)
+    capable = cmp & (i_ecn != 0)
+    ecn_lost = capable & (o_ecn == 0)
+    sels = (cmp, copied, marked, dscp_diff & (o_dscp == 0), dscp_diff & (o_dscp != 0), capable, ecn_lost)
+    for col, sel in enumerate(sels, start=4):
+        counts[:, col] = np.bincount(g[sel], minlength=size)
+    flags[:] = (on_wire & (o_ttl >= 0)) | (cmp & ~copied) << 1 | dscp_diff << 2 | ecn_lost << 3
+    return counts, flags
 
 
 def extra_columns(x: Extra) -> dict[str, int]:
@@ -732,9 +781,16 @@ class _Block:
     def _tunnels(self, ip: np.ndarray) -> dict[int, TunnelFacts]:
         feed, c, g = self.feed, self.c, self.tun
         facts = feed.coll.result
-        n = g.shape[0]
-        everything = np.ones(n, dtype=bool)
-        first = self.firsts(g, everything)
+        size = len(feed._tkeys)
+        counts, flags = tunnel_counts(c, g, size)
+        if self.mono:
+            fr = counts[:, 1]
+            present = np.flatnonzero(fr < _BIG)
+            at = fr[present]
+            order = np.argsort(at)
+            first = dict(zip(present[order].tolist(), at[order].tolist(), strict=True))
+        else:
+            first = self.firsts(g, np.ones(g.shape[0], dtype=bool))
         objs: dict[int, TunnelFacts] = {}
         # new tunnels enter the dict in order of their first row, as one pass inserts them
         for t in first:
@@ -746,31 +802,26 @@ class _Block:
             elif ev < obj.first:
                 obj.first = ev
             objs[t] = obj
-        size = len(feed._tkeys)
-        packets = np.bincount(g, minlength=size).tolist()
+        table = counts.tolist()
         for t, obj in objs.items():
-            obj.packets += packets[t]
-        offload = c["offload"] != 0
-        o_size, i_size = c["o_size"], c["i_size"]
-        outer = ~offload & (c["o_ttl"] >= 0)
+            (n, _, oh_lo, oh_hi, compared, copied, marked, dscp_lost, dscp_changed, capable, ecn_lost) = table[t]
+            obj.packets += n
+            if oh_lo < _BIG:
+                obj.overhead_min = min(obj.overhead_min, oh_lo)
+                obj.overhead_max = max(obj.overhead_max, oh_hi)
+            obj.ttl_compared += compared
+            obj.ttl_copied += copied
+            obj.dscp_marked += marked
+            obj.dscp_lost += dscp_lost
+            obj.dscp_changed += dscp_changed
+            obj.ecn_capable += capable
+            obj.ecn_lost += ecn_lost
+        o_size = c["o_size"]
         limits = feed._outer_limits.get(size, np.array(list(objs), dtype=_I64), lambda t: objs[t].outer_top)
-        outer &= -o_size <= limits[g] - int(self.after)  # as open_tops
+        outer = (flags & 1).view(bool) & (-o_size <= limits[g] - int(self.after))  # as open_tops
         gs, idx = self.tops(g, outer, 3, -o_size)
         self.offer(gs, idx, lambda t: objs[t].outer_top, -o_size)
         feed._outer_limits.forget(gs)
-        oh_rows = ip & ~offload & (o_size > i_size)
-        if oh_rows.any():
-            oh = (o_size - i_size)[oh_rows]
-            go = g[oh_rows]
-            lo = np.full(size, _BIG, dtype=_I64)
-            hi = np.zeros(size, dtype=_I64)
-            np.minimum.at(lo, go, oh)
-            np.maximum.at(hi, go, oh)
-            lo_l, hi_l = lo.tolist(), hi.tolist()
-            for t in np.flatnonzero(lo < _BIG).tolist():
-                obj = objs[t]
-                obj.overhead_min = min(obj.overhead_min, lo_l[t])
-                obj.overhead_max = max(obj.overhead_max, hi_l[t])
         vxf = c["vxf"]
         if vxf.any():
             bad = (vxf != 0) & (c["encap"] == feed.encaps.index("vxlan") if "vxlan" in feed.encaps else False)
@@ -785,36 +836,16 @@ class _Block:
             gs, idx = self.tops(g, bad, 8)
             for t, i in zip(gs, idx, strict=True):
                 objs[t].bad_flags_ev.add(self.ev(i))
-        o_ttl, i_ttl = c["o_ttl"], c["i_ttl"]
-        cmp = ip & (o_ttl >= 0) & (i_ttl >= 0)
-        if not cmp.any():
-            return objs
-        copied = cmp & ((o_ttl == i_ttl) | (o_ttl == i_ttl - 1))
-        i_dscp, o_dscp, i_ecn, o_ecn = c["i_dscp"], c["o_dscp"], c["i_ecn"], c["o_ecn"]
-        marked = cmp & (i_dscp != 0)
-        dscp_diff = marked & (o_dscp != i_dscp)
-        capable = cmp & (i_ecn != 0)
-        ecn_lost = capable & (o_ecn == 0)
-        counts = {
-            "ttl_compared": cmp,
-            "ttl_copied": copied,
-            "dscp_marked": marked,
-            "dscp_lost": dscp_diff & (o_dscp == 0),
-            "dscp_changed": dscp_diff & (o_dscp != 0),
-            "ecn_capable": capable,
-            "ecn_lost": ecn_lost,
-        }
-        for name, sel in counts.items():
-            if not sel.any():
-                continue
-            cnt = np.bincount(g[sel], minlength=size).tolist()
-            for t, obj in objs.items():
-                if cnt[t]:
-                    setattr(obj, name, getattr(obj, name) + cnt[t])
-        for name, sel in (("ttl_ev", cmp & ~copied), ("dscp_ev", dscp_diff), ("ecn_ev", ecn_lost)):
-            gs, idx = self.tops(g, sel, 4)
-            for t, i in zip(gs, idx, strict=True):
-                getattr(objs[t], name).add(self.ev(i))
+        totals = counts.sum(axis=0).tolist()
+        for name, bit, present_ in (
+            ("ttl_ev", 2, totals[4] > totals[5]),
+            ("dscp_ev", 4, totals[7] + totals[8] > 0),
+            ("ecn_ev", 8, totals[10] > 0),
+        ):
+            if present_:
+                gs, idx = self.tops(g, (flags & bit) != 0, 4)
+                for t, i in zip(gs, idx, strict=True):
+                    getattr(objs[t], name).add(self.ev(i))
         return objs
 
     # -- flows ---------------------------------------------------------------------------------------------

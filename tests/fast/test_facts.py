@@ -99,14 +99,15 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
 
 @pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
 def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here with the compiled duplicate scan fingerprints and TCP step (ipsotrace/fast/_walk.c) and numpy."""
-    saved = F.DUPS, F.FINGERPRINTS, F.TCP
+    """Every test here with the compiled helpers (ipsotrace/fast/_walk.c: duplicate scan, fingerprints, TCP
+    step, tunnel counters) and with numpy."""
+    saved = F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C
     if request.param == "compiled" and None in saved:
         pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
     if request.param == "python":
-        F.DUPS = F.FINGERPRINTS = F.TCP = None
+        F.DUPS = F.FINGERPRINTS = F.TCP = F.TUNNEL_COUNTS_C = None
     yield request.param
-    F.DUPS, F.FINGERPRINTS, F.TCP = saved
+    F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C = saved
 
 
 @pytest.fixture
@@ -308,3 +309,35 @@ def test_fingerprint_is_stable() -> None:
     assert fingerprint((1, 2, 3, -1, -1, -1, -1)) == fingerprint((1, 2, 3, -1, -1, -1, -1))
     assert fingerprint((1, 2, 3, -1, -1, -1, -1)) != fingerprint((1, 2, 4, -1, -1, -1, -1))
     assert fingerprint(()) != 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.integers(1, 12))
+def test_tunnel_counts_compiled_equals_numpy(seed: int, n: int, groups: int) -> None:
+    """The compiled tunnel counters give numpy's table and flags, field for field (absent values included)."""
+    if F.TUNNEL_COUNTS_C is None:
+        pytest.skip("compares the compiled counters with numpy: runs in the compiled variant")
+    rng = np.random.default_rng(seed)
+    c = {
+        "i_ver": rng.choice([0, 1, 4, 6], n),
+        "offload": rng.integers(0, 2, n),
+        "o_ttl": rng.integers(-1, 5, n),
+        "i_ttl": rng.integers(-1, 5, n),
+        "o_size": rng.integers(0, 120, n),
+        "i_size": rng.integers(0, 120, n),
+        "o_dscp": rng.integers(0, 3, n),
+        "i_dscp": rng.integers(0, 3, n),
+        "o_ecn": rng.integers(0, 4, n),
+        "i_ecn": rng.integers(0, 4, n),
+    }
+    c = {k: v.astype(np.int64) for k, v in c.items()}
+    g = rng.integers(0, groups, n).astype(np.int64)
+    size = groups + 2  # groups without rows too
+    compiled = F.tunnel_counts(c, g, size)
+    saved, F.TUNNEL_COUNTS_C = F.TUNNEL_COUNTS_C, None
+    try:
+        numpy_ = F.tunnel_counts(c, g, size)
+    finally:
+        F.TUNNEL_COUNTS_C = saved
+    assert compiled[0].tolist() == numpy_[0].tolist()
+    assert compiled[1].tolist() == numpy_[1].tolist()
