@@ -403,14 +403,16 @@ class _TcpArrays:
         if not live.shape[0]:
             return
         flows, fkeys, pkeys = feed.coll.result.flows, feed._fkeys, feed._pkeys
-        state, runs = self.state[live].tolist(), self.runs[live].tolist()
+        state = self.state[live].tolist()
+        runs = self.runs[live].reshape(live.shape[0], 2 * MAX_RUNS).tolist()  # (start, path) pairs, flat
         for k, f in enumerate(live.tolist()):
             tr = flows[fkeys[f]].tcp
             assert tr is not None
             nxt, last, nr, total, first = state[k][:5]
             tr.next = None if nxt < 0 else nxt
             tr.last = None if last < 0 else pkeys[last]
-            tr.runs = [(s, pkeys[p]) for s, p in runs[k][:nr]]
+            pairs = runs[k]
+            tr.runs = [(pairs[2 * j], pkeys[pairs[2 * j + 1]]) for j in range(nr)]
             tr.runs_total = total
             tr.first_path = None if first < 0 else pkeys[first]
             tr.overflow += state[k][8]
@@ -531,7 +533,8 @@ class FactsFeed:
     def finish(self) -> None:
         """Flush and :meth:`sync`: the collector's facts are then complete, for anyone to read or merge."""
         self.flush()
-        self.sync()
+        with _no_gc():  # it makes a few objects per flow: a collection would walk all of the facts
+            self.sync()
 
     def sync(self) -> None:
         """Write the state blocks keep in arrays into the collector's objects.
