@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Aggregates, Correlator
 from ipsotrace.decode import decode
 from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
+from ipsotrace.fast import aggregate as A
 from ipsotrace.fast import engine
 from ipsotrace.fast import facts as F
 from ipsotrace.fast.batch import BatchReader
@@ -234,6 +235,31 @@ def test_caps_go_one_by_one(tmp_path: Path) -> None:
     path = _write(frames, str(tmp_path))
     stats = check([path], max_flows=5, max_tunnels=4)
     assert stats.one_by_one > 0
+
+
+def test_slim_rows_go_first_near_the_caps(tmp_path: Path, tiny_batches: None) -> None:
+    """Rows kept with only the block's columns go first, as a block, when later rows come near the caps."""
+    path = _write(mixed_frames(300, seed=3) + dup_tcp_frames(4, 300), str(tmp_path))  # 227 flows
+    one_by_one = [check([path], max_flows=cap).one_by_one for cap in (200, 220, 240, 260)]
+    assert one_by_one[0] > 0 and one_by_one[-1] == 0
+
+
+def test_key_collision_goes_one_by_one(tmp_path: Path, tiny_batches: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64-bit key collision (forced here: every 5th sub-batch) sends its block one by one, after the rows before."""
+    paths = F.FactsFeed._paths
+    calls = [0]
+
+    def colliding(self: F.FactsFeed, c: dict[str, np.ndarray]) -> np.ndarray:
+        pid = paths(self, c)
+        calls[0] += 1
+        if calls[0] % 5 == 0:
+            raise A.HashCollision
+        return pid
+
+    monkeypatch.setattr(F.FactsFeed, "_paths", colliding)
+    frames = mixed_frames(300, seed=4) + dup_tcp_frames(5, 300)
+    stats = check([_write(frames, str(tmp_path))])
+    assert stats.one_by_one > 0 and stats.blocks > stats.one_by_one // F.BLOCK + 1
 
 
 def test_state_synced_before_one_by_one(tmp_path: Path, tiny_batches: None) -> None:
