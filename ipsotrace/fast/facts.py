@@ -762,8 +762,15 @@ class _Block:
             return
         ia = np.array(idx, dtype=_I64)
         evs = zip(self.ts[ia].tolist(), repeat(self.source), self.frame[ia].tolist())
+        by: dict[int, list[tuple[int, Ev]]] = {}
         for g, k, ev in zip(gs, key[ia].tolist(), evs, strict=True):
-            top(g).add((k, ev))
+            by.setdefault(g, []).append((k, ev))
+        for g, items in by.items():
+            t = top(g)
+            if len(items) == 1:
+                t.add(items[0])
+            else:  # what adding them one by one leaves: the n smallest distinct items (Top.merge)
+                t.items = sorted(set(t.items).union(items))[: t.n]
 
     def open_tops(self, g: np.ndarray, tops: dict[int, Top[Any]], key: np.ndarray | None = None) -> np.ndarray:
         """Rows that could still enter their group's Top (a cheap pre-selection; ``Top.add`` decides)."""
