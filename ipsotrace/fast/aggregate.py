@@ -152,11 +152,28 @@ def outer_hop(c: dict[str, int], encap: str, tid: int) -> Hop:
     )
 
 
+_ROW_KEY_COLUMNS = (*FP_KEY, "o_ttl", "o_dscp", "o_ecn", "o_size")
+
+
 def row_keys(
     cols: dict[str, np.ndarray], r: int, encaps: list[str]
 ) -> tuple[tuple[object, ...], tuple[object, ...], tuple[object, ...]]:
     """Row ``r``'s inner flow, tunnel and outer path keys, as the correlator and the collector key them."""
-    row = {k: int(cols[k][r]) for k in (*FP_KEY, "o_ttl", "o_dscp", "o_ecn", "o_size")}
+    return _keys({k: int(cols[k][r]) for k in _ROW_KEY_COLUMNS}, encaps)
+
+
+def rows_keys(
+    cols: dict[str, np.ndarray], rows: np.ndarray, encaps: list[str]
+) -> list[tuple[tuple[object, ...], tuple[object, ...], tuple[object, ...]]]:
+    """:func:`row_keys` of each of ``rows``: the columns are read as lists once (no numpy scalar per value)."""
+    lists = []
+    for k in _ROW_KEY_COLUMNS:
+        a = cols[k][rows]
+        lists.append((a.astype(np.int64) if a.dtype == np.bool_ else a).tolist())  # ints, as int() gives
+    return [_keys(dict(zip(_ROW_KEY_COLUMNS, values, strict=True)), encaps) for values in zip(*lists, strict=True)]
+
+
+def _keys(row: dict[str, int], encaps: list[str]) -> tuple[tuple[object, ...], tuple[object, ...], tuple[object, ...]]:
     hop = outer_hop(row, encaps[row["encap"]], row["tid"])
     iv = row["i_ver"]
     src = address(iv, row["i_src_hi"], row["i_src_lo"])

@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -680,8 +680,8 @@ class FactsFeed:
             gids = self._table.insert(uniq[order], chk[first_rows])
             pf = np.empty(gids.shape[0], dtype=_I64)
             pt = np.empty(gids.shape[0], dtype=_I64)
-            for k, r in enumerate(first_rows.tolist()):
-                fk, tk, pk = A.row_keys(c, r, self.encaps)  # type: ignore[assignment]
+            for k, keys in enumerate(A.rows_keys(c, first_rows, self.encaps)):
+                fk, tk, pk = cast(tuple[FlowKey, TunnelKey, PathKey], keys)
                 pt[k] = self._tid.setdefault(tk, len(self._tid))
                 if len(self._tkeys) < len(self._tid):
                     self._tkeys.append(tk)
