@@ -7,9 +7,10 @@
  * The walks do exactly what the pure-Python loops in batch.py do, and stop at exactly
  * the same place; everything else (checks, damage messages, fields) stays in Python.
  * The window copy gives the bytes numpy's fancy indexing gives (batch.windows), faster.
- * Two loops of the findings feed (ipsotrace/fast/facts.py) are here too: the duplicate scan
- * (each packet against its flow's previous 8, in capture order: a serial dependency per flow)
- * and the fingerprints (seven splitmix64 rounds per row); facts.py keeps numpy versions
+ * Loops of the findings feed (ipsotrace/fast/facts.py) are here too: the duplicate scan
+ * (each packet against its flow's previous 8, in capture order: a serial dependency per flow),
+ * the fingerprints (seven splitmix64 rounds per row), the TCP step (TcpTrack.add per data
+ * segment, in capture order) and the tunnels' counters; facts.py keeps numpy versions
  * that give the same results.  So does the hash-table lookup of ipsotrace/fast/aggregate.py
  * (GroupTable.lookup: a probe chain per key).
  * Set IPSOTRACE_NO_EXT=1 to use the Python and numpy versions instead.

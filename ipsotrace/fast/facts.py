@@ -14,14 +14,21 @@ at a flush, processed as one block in capture order:
   held-back head) keeps each flow's ring, head length and counts in the feed's
   arrays by flow group, and scans a block in one compiled pass in capture order
   (``_walk.dups`` in ipsotrace/fast/_walk.c; without it, vectorized over look-backs
-  1 to 8 with the ring in front of the block); TCP loss blame (``TcpTrack``) is
-  vectorized for a flow whose data in the block all goes over the path of its one
-  run (or is its first): the held-back head gets its events in bulk and the state
-  ``TcpTrack.add`` would leave, then new data and retransmissions are told apart by
-  a running maximum per flow in serial arithmetic, the retransmissions wait in
-  ``pending`` until it is full and are blamed on that path after.  A flow with data
-  over several paths or runs, or a sequence jump of 2**30 or more in the block,
-  goes through ``TcpTrack.add`` one segment at a time for that block.
+  1 to 8 with the ring in front of the block); TCP loss blame (``TcpTrack``) keeps
+  each flow's state (highest sequence end, runs by path group, head and pending
+  lengths) in the feed's arrays by flow group too, and steps every data segment
+  of the block through ``TcpTrack.add``'s rules in one compiled pass in capture
+  order (``_walk.tcp``); Python makes only the head and pending events, the head's
+  state when it completes, and the blame of retransmissions.  Without the compiled
+  helper it is vectorized for a flow whose data in the block all goes over the path
+  of its one run (or is its first): the held-back head gets its events in bulk and
+  the state ``TcpTrack.add`` would leave, then new data and retransmissions are told
+  apart by a running maximum per flow in serial arithmetic, the retransmissions
+  wait in ``pending`` until it is full and are blamed on that path after; a flow
+  with data over several paths or runs, or a sequence jump of 2**30 or more in the
+  block, goes through ``TcpTrack.add`` one segment at a time for that block.  The
+  tunnels' counters of a block are one pass too (``_walk.tunnel_counts``, numpy
+  without it).
 
 Additive counts and maxima of flows and paths (packets, the DF maximum, new-data
 size bins and maximum, retransmissions carried) also wait in arrays by group, and a
@@ -29,7 +36,7 @@ block after everything so far looks up objects only for groups new since the las
 :meth:`FactsFeed.sync`, which writes the arrays into the collector's objects: it runs
 before the scalar collector touches them (a packet rows cannot carry, a block that
 goes one by one: it may evict) and at the end of each input (:meth:`FactsFeed.finish`).
-Python work is per new group and block, per TCP flow and block, plus a bounded number
+Python work is per new group and block (with numpy only: per TCP flow and block), plus a bounded number
 of events per flow (16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
 get their (flow, path) group when they arrive (with the accumulator's key hashes);
 a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
