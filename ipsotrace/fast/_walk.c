@@ -10,7 +10,7 @@
  * Loops of the findings feed (ipsotrace/fast/facts.py) are here too: the duplicate scan
  * (each packet against its flow's previous 8, in capture order: a serial dependency per flow),
  * the fingerprints (seven splitmix64 rounds per row), the TCP step (TcpTrack.add per data
- * segment, in capture order) and the tunnels' counters; facts.py keeps numpy versions
+ * segment, in capture order), the tunnels' counters and the flows' row selections; facts.py keeps numpy versions
  * that give the same results.  So does the hash-table lookup of ipsotrace/fast/aggregate.py
  * (GroupTable.lookup: a probe chain per key).
  * Set IPSOTRACE_NO_EXT=1 to use the Python and numpy versions instead.
@@ -739,6 +739,98 @@ tunnel_counts(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * The per-row selections of a block's flows (_Block._flows: DF, CE, SYN MSS, ECE, duplicates,
+ * TCP data) and the DF maximum per flow, in one pass instead of some forty numpy ones.  The numpy
+ * version stays in facts.py (flow_flags) and gives the same flags and maxima.
+ */
+PyDoc_STRVAR(flow_flags_doc,
+"flow_flags(g, i_ver, offload, i_frag, i_df, i_size, o_ttl, i_ecn, o_ecn, tcp_flags, mss, tcp_len, fp, df_max, flags)\n\n"
+"ipsotrace.fast.facts.flow_flags, compiled: flags[i] (int8) of each row of flow group g[i] (int64\n"
+"columns): 1 DF (not offloaded, not a fragment), 2 CE on the outer of an ECT inner, 4 TCP, 8 a SYN\n"
+"with an MSS, 16 ECE without SYN, 32 TCP data (not offloaded), 64 a duplicate candidate; IP rows\n"
+"only (else 0).  df_max[g] (int64) is raised to the inner size of DF rows.");
+
+static PyObject *
+flow_flags(PyObject *self, PyObject *args)
+{
+    enum { N = 15 };
+    PyObject *obj[N];
+    Py_buffer buf[N];
+    int got = 0, ok = 1;
+    Py_ssize_t m = 0, groups = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOO", &obj[0], &obj[1], &obj[2], &obj[3], &obj[4], &obj[5], &obj[6],
+                          &obj[7], &obj[8], &obj[9], &obj[10], &obj[11], &obj[12], &obj[13], &obj[14]))
+        return NULL;
+    for (; got < N; got++) {
+        if (PyObject_GetBuffer(obj[got], &buf[got], got >= 13 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        m = buf[0].len / 8;
+        groups = buf[13].len / 8;
+        for (int k = 1; k < 13; k++)
+            if (buf[k].len != 8 * m)
+                ok = 0;
+        if (!ok || buf[14].len != m) {
+            ok = 0;
+            PyErr_SetString(PyExc_ValueError, "flow_flags: array sizes do not agree");
+        }
+    }
+    if (ok) {
+        const int64_t *g = (const int64_t *)buf[0].buf, *ver = (const int64_t *)buf[1].buf;
+        const int64_t *offload = (const int64_t *)buf[2].buf, *i_frag = (const int64_t *)buf[3].buf;
+        const int64_t *i_df = (const int64_t *)buf[4].buf, *i_size = (const int64_t *)buf[5].buf;
+        const int64_t *o_ttl = (const int64_t *)buf[6].buf, *i_ecn = (const int64_t *)buf[7].buf;
+        const int64_t *o_ecn = (const int64_t *)buf[8].buf, *tflags = (const int64_t *)buf[9].buf;
+        const int64_t *mss = (const int64_t *)buf[10].buf, *tcp_len = (const int64_t *)buf[11].buf;
+        const int64_t *fp = (const int64_t *)buf[12].buf;
+        int64_t *df_max = (int64_t *)buf[13].buf;
+        int8_t *flags = (int8_t *)buf[14].buf;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            int8_t fl = 0;
+            if (ver[i] == 4 || ver[i] == 6) {
+                int off = offload[i] != 0, frag = i_frag[i] != 0;
+                if (i_df[i] != 0 && !off && !frag) {
+                    int64_t f = g[i];
+                    if (f < 0 || f >= groups) {
+                        ok = 0;
+                        PyErr_Format(PyExc_ValueError, "flow_flags: row %zd: flow group out of range", i);
+                        break;
+                    }
+                    if (i_size[i] > df_max[f])
+                        df_max[f] = i_size[i];
+                    fl |= 1;
+                }
+                if (o_ttl[i] >= 0 && (i_ecn[i] == 1 || i_ecn[i] == 2) && o_ecn[i] == 3)
+                    fl |= 2;
+                if (tflags[i] >= 0) {
+                    fl |= 4;
+                    if (tflags[i] & 0x02) {
+                        if (mss[i] != 0)
+                            fl |= 8;
+                    } else if (tflags[i] & 0x40) {
+                        fl |= 16;
+                    }
+                    if (tcp_len[i] > 0 && !off)
+                        fl |= 32;
+                }
+                if (!frag && fp[i] != 0)
+                    fl |= 64;
+            }
+            flags[i] = fl;
+        }
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&buf[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"pcap", walk_pcap, METH_VARARGS, pcap_doc},
     {"pcapng", walk_pcapng, METH_VARARGS, pcapng_doc},
@@ -748,6 +840,7 @@ static PyMethodDef methods[] = {
     {"lookup", lookup, METH_VARARGS, lookup_doc},
     {"tcp", tcp, METH_VARARGS, tcp_doc},
     {"tunnel_counts", tunnel_counts, METH_VARARGS, tunnel_counts_doc},
+    {"flow_flags", flow_flags, METH_VARARGS, flow_flags_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -107,6 +107,8 @@ FINGERPRINTS: Any = getattr(_walker(), "fingerprints", None)
 TCP: Any = getattr(_walker(), "tcp", None)
 #: the compiled tunnel counters (ipsotrace/fast/_walk.c), or None: numpy (the same table)
 TUNNEL_COUNTS_C: Any = getattr(_walker(), "tunnel_counts", None)
+#: the compiled flow row selections (ipsotrace/fast/_walk.c), or None: numpy (the same flags)
+FLOW_FLAGS: Any = getattr(_walker(), "flow_flags", None)
 
 
 #: a TcpEvent from a tuple of its fields, without the Python-level ``__new__`` (events are made in bulk)
@@ -220,6 +222,48 @@ def tunnel_counts(c: dict[str, np.ndarray], g: np.ndarray, size: int) -> tuple[n
         counts[:, col] = np.bincount(g[sel], minlength=size)
     flags[:] = (on_wire & (o_ttl >= 0)) | (cmp & ~copied) << 1 | dscp_diff << 2 | ecn_lost << 3
     return counts, flags
+
+
+def flow_flags(c: dict[str, np.ndarray], g: np.ndarray, df_max: np.ndarray) -> np.ndarray:
+    """The rows of a block's flows each step of ``_Block._flows`` takes, as bits; ``df_max`` raised by group.
+
+    Bits (int8), IP rows only: 1 DF (not offloaded, not a fragment: its size raises ``df_max[g]``),
+    2 CE on the outer of an ECT inner, 4 TCP, 8 a SYN with an MSS, 16 ECE without SYN, 32 TCP data
+    (not offloaded), 64 a duplicate candidate (not a fragment, a fingerprint).
+    """
+    names = (
+        "i_ver",
+        "offload",
+        "i_frag",
+        "i_df",
+        "i_size",
+        "o_ttl",
+        "i_ecn",
+        "o_ecn",
+        "tcp_flags",
+        "mss",
+        "tcp_len",
+        "fp",
+    )
+    out = np.empty(g.shape[0], dtype=np.int8)
+    if FLOW_FLAGS is not None:
+        FLOW_FLAGS(g, *(np.ascontiguousarray(c[k], dtype=_I64) for k in names), df_max, out)
+        return out
+    i_ver, offload, i_frag, i_df, i_size, o_ttl, i_ecn, o_ecn, flags, mss, tcp_len, fp = (c[k] for k in names)
+    ip = (i_ver == 4) | (i_ver == 6)
+    on_wire = offload == 0
+    whole = i_frag == 0
+    df = ip & (i_df != 0) & on_wire & whole
+    np.maximum.at(df_max, g[df], i_size[df])
+    ce = ip & (o_ttl >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (o_ecn == 3)
+    tcp = ip & (flags >= 0)
+    syn = tcp & (flags & 0x02 != 0)
+    ece = tcp & ~syn & (flags & 0x40 != 0)
+    data = tcp & (tcp_len > 0) & on_wire
+    dup = ip & whole & (fp != 0)
+    bits = df | ce << 1 | tcp << 2 | (syn & (mss != 0)) << 3 | ece << 4 | data << 5 | dup << 6
+    out[:] = bits
+    return out
 
 
 def extra_columns(x: Extra) -> dict[str, int]:
@@ -926,37 +970,31 @@ class _Block:
                     pf.first = ev
                 pobj[q] = pf
             feed._p_known[pi] = True
-        offload = c["offload"] != 0
-        frag = c["i_frag"] != 0
+        fl = flow_flags(c, g, feed._f_df_max)  # the DF maxima are raised here too
         i_size = c["i_size"]
-        df = ip & (c["i_df"] != 0) & ~offload & ~frag
+        df = (fl & 1) != 0
         if df.any():
-            np.maximum.at(feed._f_df_max, g[df], i_size[df])
             limits = feed._df_limits.get(size, present_a, lambda f: objs[f].df_top)
             df &= -i_size <= limits[g] - int(self.after)  # as open_tops
             gs, idx = self.tops(g, df, 5, -i_size)
             self.offer(gs, idx, lambda f: objs[f].df_top, -i_size)
             feed._df_limits.forget(gs)
-        i_ecn = c["i_ecn"]
-        ce = ip & (c["o_ttl"] >= 0) & ((i_ecn == 1) | (i_ecn == 2)) & (c["o_ecn"] == 3)
+        ce = (fl & 2) != 0
         if ce.any():
             self._ce(ce, objs)
-        flags = c["tcp_flags"]
-        tcp = ip & (flags >= 0)
-        if tcp.any():
+        if ((fl & 4) != 0).any():
             mss = c["mss"]
-            syn = tcp & (flags & 0x02 != 0)
-            gs, idx = self.tops(g, syn & (mss != 0), 3, -mss)
+            gs, idx = self.tops(g, (fl & 8) != 0, 3, -mss)
             self.offer(gs, idx, lambda f: objs[f].syn_mss, -mss)
-            ece = tcp & ~syn & (flags & 0x40 != 0)
+            ece = (fl & 16) != 0
             if ece.any():
                 cnt = np.bincount(g[ece], minlength=size).tolist()
                 for f in np.unique(g[ece]).tolist():
                     objs[f].ece += cnt[f]
-        dup = ip & ~frag & (c["fp"] != 0)
+        dup = (fl & 64) != 0
         if dup.any():
             self._dups(dup, objs)
-        data = tcp & (c["tcp_len"] > 0) & ~offload
+        data = (fl & 32) != 0
         if data.any():
             self._tcp(data, objs)
 

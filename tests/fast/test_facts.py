@@ -101,14 +101,14 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
 @pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
 def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
     """Every test here with the compiled helpers (ipsotrace/fast/_walk.c: duplicate scan, fingerprints, TCP
-    step, tunnel counters) and with numpy."""
-    saved = F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C
+    step, tunnel counters, flow row selections) and with numpy."""
+    saved = F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C, F.FLOW_FLAGS
     if request.param == "compiled" and None in saved:
         pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
     if request.param == "python":
-        F.DUPS = F.FINGERPRINTS = F.TCP = F.TUNNEL_COUNTS_C = None
+        F.DUPS = F.FINGERPRINTS = F.TCP = F.TUNNEL_COUNTS_C = F.FLOW_FLAGS = None
     yield request.param
-    F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C = saved
+    F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C, F.FLOW_FLAGS = saved
 
 
 @pytest.fixture
@@ -367,3 +367,38 @@ def test_tunnel_counts_compiled_equals_numpy(seed: int, n: int, groups: int) -> 
         F.TUNNEL_COUNTS_C = saved
     assert compiled[0].tolist() == numpy_[0].tolist()
     assert compiled[1].tolist() == numpy_[1].tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.integers(1, 12))
+def test_flow_flags_compiled_equals_numpy(seed: int, n: int, groups: int) -> None:
+    """The compiled flow row selections give numpy's flags and DF maxima."""
+    if F.FLOW_FLAGS is None:
+        pytest.skip("compares the compiled flags with numpy: runs in the compiled variant")
+    rng = np.random.default_rng(seed)
+    c = {
+        "i_ver": rng.choice([0, 1, 4, 6], n),
+        "offload": rng.integers(0, 2, n),
+        "i_frag": rng.integers(0, 2, n),
+        "i_df": rng.integers(0, 2, n),
+        "i_size": rng.integers(0, 9000, n),
+        "o_ttl": rng.integers(-1, 3, n),
+        "i_ecn": rng.integers(0, 4, n),
+        "o_ecn": rng.integers(0, 4, n),
+        "tcp_flags": rng.integers(-1, 256, n),
+        "mss": rng.integers(0, 3, n),
+        "tcp_len": rng.integers(0, 3, n),
+        "fp": rng.integers(-2, 3, n),
+    }
+    c = {k: v.astype(np.int64) for k, v in c.items()}
+    g = rng.integers(0, groups, n).astype(np.int64)
+    start = rng.integers(0, 5000, groups + 2).astype(np.int64)
+    compiled_max, numpy_max = start.copy(), start.copy()
+    compiled = F.flow_flags(c, g, compiled_max)
+    saved, F.FLOW_FLAGS = F.FLOW_FLAGS, None
+    try:
+        numpy_ = F.flow_flags(c, g, numpy_max)
+    finally:
+        F.FLOW_FLAGS = saved
+    assert compiled.tolist() == numpy_.tolist()
+    assert compiled_max.tolist() == numpy_max.tolist()
