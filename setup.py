@@ -10,5 +10,6 @@ setup(
     ext_modules=[
         Extension("ipsotrace.fast._walk", ["ipsotrace/fast/_walk.c"], optional=True),
         Extension("ipsotrace.fast._decode", ["ipsotrace/fast/_decode.c"], optional=True),
+        Extension("ipsotrace.fast._aggregate", ["ipsotrace/fast/_aggregate.c"], optional=True),
     ]
 )

@@ -38,7 +38,7 @@ import numpy as np
 from ipsotrace.correlate.aggregates import MAX_PATHS, SIZE_BINS, TCP_HEAD, Encap, FlowStats, PathStats, TunnelStats
 from ipsotrace.correlate.distinct import key_hash, mix64
 from ipsotrace.correlate.extract import Hop, Inner, View
-from ipsotrace.fast.batch import _walker
+from ipsotrace.fast.batch import _walker, compiled
 
 _I64 = np.int64
 _U64 = np.uint64
@@ -305,6 +305,14 @@ LOAD = 8
 LOOKUP: Any = getattr(_walker(), "lookup", None)
 
 
+def _compiled_accumulator() -> Any:
+    """ipsotrace/fast/_aggregate.c, or None: not built, IPSOTRACE_NO_EXT=1, or built for other columns."""
+    mod = compiled("_aggregate")
+    if mod is None or set(mod.ACC_COLUMNS) - set(_ACC) - {"first_ts", "first_frame", "first_row_ts"}:
+        return None
+    return mod
+
+
 class GroupTable:
     """A vectorized open-addressing hash table: 64-bit key → dense group number (0, 1, 2…).
 
@@ -467,6 +475,10 @@ def _sum_pairs(g: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray,
     return uniq >> 16, uniq & 0xFFFF, np.bincount(inv, weights=n).astype(_I64)
 
 
+#: Tests set it to None to run the numpy passes; both give the same numbers.
+AGG: Any = _compiled_accumulator()
+
+
 class Accumulator:
     """Level 1: rows of tunnelled packets, in order, folded into per-(flow, path) arrays."""
 
@@ -484,6 +496,8 @@ class Accumulator:
         self.cap = 0
         self.segs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_segs = 0
+        self.local_ts = np.zeros(0, dtype=_I64)  # the compiled pass's scratch (2**62: untouched)
+        self.local_frame = np.zeros(0, dtype=_I64)
 
     def __len__(self) -> int:
         return self.groups.n
@@ -501,10 +515,15 @@ class Accumulator:
         self.cap = cap
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
-        words = _packed_key(cols)
-        names = tuple(words)
-        fp = key_hashes(words, names)
-        chk = key_checks(words, names)
+        if AGG is not None:
+            n = cols["row"].shape[0]
+            fp, chk = np.empty(n, dtype=_I64), np.empty(n, dtype=_I64)
+            AGG.keys(tuple(np.ascontiguousarray(cols[k], dtype=_I64) for k in AGG.KEY_COLUMNS), fp, chk)
+        else:
+            words = _packed_key(cols)
+            names = tuple(words)
+            fp = key_hashes(words, names)
+            chk = key_checks(words, names)
         cols["key_hash"], cols["key_check"] = fp, chk  # the findings' feed numbers the same keys
         gid = self.groups.lookup(fp)
         new = gid < 0
@@ -524,6 +543,9 @@ class Accumulator:
             for c in FP_KEY:
                 self.acc[c][ids] = cols[c][rows_new]
             gid = self.groups.lookup(fp)
+        if AGG is not None:
+            self._reduce_compiled(cols, gid)
+            return
         a = self.acc
         np.add.at(a["packets"], gid, 1)
         np.add.at(a["i_bytes"], gid, cols["i_size"])
@@ -572,18 +594,45 @@ class Accumulator:
             self.n_segs += seg[0].shape[0]
         self._hists(cols, gid)
 
+    def _reduce_compiled(self, cols: dict[str, np.ndarray], gid: np.ndarray) -> None:
+        """The rest of :meth:`add` in one compiled pass (ipsotrace/fast/_aggregate.c): the same numbers."""
+        n = self.groups.n
+        self._grow_hists(n)
+        if self.local_ts.shape[0] < n:
+            self.local_ts = np.full(max(1024, 2 * n), 1 << 62, dtype=_I64)
+            self.local_frame = np.full(self.local_ts.shape[0], 1 << 62, dtype=_I64)
+        m = gid.shape[0]
+        out = np.empty((6, m), dtype=_I64)
+        rows = tuple(gid if k == "gid" else np.ascontiguousarray(cols[k], dtype=_I64) for k in AGG.ROW_COLUMNS)
+        state = (self.size_hist, _SIZE_BIN_OF, _SIZE_EDGES, self.last_prof, self.last_pid, self.local_ts,
+                 self.local_frame)  # fmt: skip
+        segs = AGG.reduce(rows, tuple(self.acc[k] for k in AGG.ACC_COLUMNS), state, tuple(out), n)
+        if segs:
+            self.segs.append((out[2, :segs], out[3, :segs], out[4, :segs]))
+            self.n_segs += segs
+        self._profiles(gid, out[0], out[1])
+
+    def _grow_hists(self, n: int) -> None:
+        if self.size_hist.shape[0] < n * _NBINS:
+            grown = np.zeros(max(1024, 2 * n) * _NBINS, dtype=_I64)
+            grown[: self.size_hist.shape[0]] = self.size_hist
+            self.size_hist = grown
+        if self.last_prof.shape[0] < n:
+            grown_p = np.full(max(1024, 2 * n), -1, dtype=_I64)
+            grown_p[: self.last_prof.shape[0]] = self.last_prof
+            grown_i = np.zeros(grown_p.shape[0], dtype=_I64)
+            grown_i[: self.last_pid.shape[0]] = self.last_pid
+            self.last_prof, self.last_pid = grown_p, grown_i
+
     def _hists(self, cols: dict[str, np.ndarray], gid: np.ndarray) -> None:
         n = self.groups.n
+        self._grow_hists(n)
         # inner sizes: a dense (group, bin) table
         i_size = cols["i_size"]
         if i_size.shape[0] and int(i_size.min()) >= 0 and int(i_size.max()) < _SIZE_BIN_OF.shape[0]:
             size_bin = _SIZE_BIN_OF.take(i_size)
         else:
             size_bin = np.searchsorted(_SIZE_EDGES, i_size, side="right") - 1
-        if self.size_hist.shape[0] < n * _NBINS:
-            grown = np.zeros(max(1024, 2 * n) * _NBINS, dtype=_I64)
-            grown[: self.size_hist.shape[0]] = self.size_hist
-            self.size_hist = grown
         self.size_hist[: n * _NBINS] += np.bincount(gid * _NBINS + size_bin, minlength=n * _NBINS)
         # TTL, DSCP and ECN outside and inside: one "profile" per row, which the flush splits into
         # the histograms.  A flow's packets nearly always repeat its last profile: that is checked
@@ -596,14 +645,13 @@ class Accumulator:
             | (cols["i_ecn"] << 3)
             | cols["o_ecn"]
         )
-        if self.last_prof.shape[0] < n:
-            grown_p = np.full(max(1024, 2 * n), -1, dtype=_I64)
-            grown_p[: self.last_prof.shape[0]] = self.last_prof
-            grown_i = np.zeros(grown_p.shape[0], dtype=_I64)
-            grown_i[: self.last_pid.shape[0]] = self.last_pid
-            self.last_prof, self.last_pid = grown_p, grown_i
         pid = self.last_pid[gid]
-        miss = self.last_prof[gid] != prof
+        pid[self.last_prof[gid] != prof] = -1
+        self._profiles(gid, prof, pid)
+
+    def _profiles(self, gid: np.ndarray, prof: np.ndarray, pid: np.ndarray) -> None:
+        """Each row's (group, profile) pair: ``pid`` holds the cached ones, -1 where the table must say."""
+        miss = pid < 0
         if miss.any():
             k = (gid[miss] << 40) | prof[miss]
             got = self.pairs.lookup(k)

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Aggregates, Correlator
 from ipsotrace.decode import decode
 from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
-from ipsotrace.fast import engine
+from ipsotrace.fast import aggregate, engine
+from ipsotrace.fast import decode as fast_decode
 from ipsotrace.fast import facts as F
 from ipsotrace.fast.batch import BatchReader
 from ipsotrace.fast.decode import decode_batch
@@ -99,14 +100,15 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
 
 @pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
 def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here with the compiled duplicate scan and fingerprints (ipsotrace/fast/_walk.c) and numpy."""
-    saved = F.DUPS, F.FINGERPRINTS
+    """Every test here with the compiled helpers (the duplicate scan and fingerprints of ipsotrace/fast/_walk.c,
+    the header walk, the accumulator's passes) and with the numpy versions."""
+    saved = F.DUPS, F.FINGERPRINTS, fast_decode.DECODE, aggregate.AGG
     if request.param == "compiled" and None in saved:
-        pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
+        pytest.skip("the compiled helpers are not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
     if request.param == "python":
-        F.DUPS = F.FINGERPRINTS = None
+        F.DUPS = F.FINGERPRINTS = fast_decode.DECODE = aggregate.AGG = None
     yield request.param
-    F.DUPS, F.FINGERPRINTS = saved
+    F.DUPS, F.FINGERPRINTS, fast_decode.DECODE, aggregate.AGG = saved
 
 
 @pytest.fixture
