@@ -398,7 +398,7 @@ PyDoc_STRVAR(decode_doc,
 "Walk every frame (see the file's comment).  offset/caplen/wirelen: int64 per frame; first: int8\n"
 "walk code of the first layer (-1: by the IP version nibble); tables: (ethertype, gre, ipproto,\n"
 "udp_port, udp_bound, v4_ipip, v6_ipip, v6_ext, gre_sub) as int8/bool arrays; geometry: int64 values\n"
-"of GEOMETRY; options: (heuristics, max_depth, gre_key_as_id, tunnelled_only); out: int64 (NCOL, n)\n"
+"of GEOMETRY; options: (heuristics, max_depth, gre_key_as_id, tunnelled_only); out: NCOL int64 arrays of n:\n"
 "columns of the kept frames (all fast frames unless tunnelled_only) from position 0; with\n"
 "tunnelled_only, the plain frames' numbers fill the row column from its end backwards; status: int8 per frame (0 kept,\n"
 "1 scalar, 2 plain); sid: int64 shape per frame (-1 scalar); cand: int64 (3, n) frames whose UDP\n"
@@ -419,32 +419,56 @@ decode(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "decode: tables is a tuple of 9 arrays");
         return NULL;
     }
-    enum { NBUF = 20 };
+    enum { NBUF = 18 };
     Py_buffer b[NBUF];
     int got = 0, ok = 1;
     PyObject *plain_objs[] = {o_data, o_off, o_cap, o_wire, o_first, o_geo};
-    for (int k = 0; k < 6 && ok; k++, got++)
+    for (int k = 0; k < 6 && ok; k++) {
         ok = PyObject_GetBuffer(plain_objs[k], &b[got], PyBUF_SIMPLE) == 0;
+        got += ok;
+    }
     static const Py_ssize_t sizes[9] = {65536, 65536, 256, 65536, 65536, 256, 256, 256, 65536};
     static const char *const names[9] = {"ethertype", "gre", "ipproto", "udp_port", "udp_bound",
                                          "v4_ipip", "v6_ipip", "v6_ext", "gre_sub"};
-    for (int k = 0; k < 9 && ok; k++, got++)
+    for (int k = 0; k < 9 && ok; k++) {
         ok = get_table(PyTuple_GET_ITEM(o_tables, k), &b[got], sizes[k], names[k]) == 0;
-    PyObject *out_objs[] = {o_out, o_status, o_sid, o_cand};
-    for (int k = 0; k < 4 && ok; k++, got++)
+        got += ok;
+    }
+    PyObject *out_objs[] = {o_status, o_sid, o_cand};
+    for (int k = 0; k < 3 && ok; k++) {
         ok = PyObject_GetBuffer(out_objs[k], &b[got], PyBUF_WRITABLE) == 0;
+        got += ok; /* counts the buffers held */
+    }
+    /* the columns: one array each (a column nobody keeps is freed on its own) */
+    Py_buffer ob[NCOL];
+    int got_cols = 0;
+    if (ok && (!PyTuple_Check(o_out) || PyTuple_GET_SIZE(o_out) != NCOL)) {
+        PyErr_SetString(PyExc_TypeError, "decode: out is a tuple of one array per column");
+        ok = 0;
+    }
+    while (ok && got_cols < NCOL) {
+        ok = PyObject_GetBuffer(PyTuple_GET_ITEM(o_out, got_cols), &ob[got_cols], PyBUF_WRITABLE) == 0;
+        got_cols += ok;
+    }
     if (!ok) {
-        got--; /* the one that failed holds nothing */
         for (int k = 0; k < got; k++)
             PyBuffer_Release(&b[k]);
+        for (int k = 0; k < got_cols; k++)
+            PyBuffer_Release(&ob[k]);
         return NULL;
     }
     Py_ssize_t n = b[1].len / 8, have = b[0].len;
     Ctx c;
     if (b[2].len != 8 * n || b[3].len != 8 * n || b[4].len != n || b[5].len != 8 * NGEO
-        || b[15].len != 8 * NCOL * n || b[16].len != n || b[17].len != 8 * n || b[18].len != 3 * 8 * n) {
+        || b[15].len != n || b[16].len != 8 * n || b[17].len != 3 * 8 * n) {
         PyErr_SetString(PyExc_ValueError, "decode: array sizes do not agree");
         ok = 0;
+    }
+    for (int j = 0; ok && j < NCOL; j++) {
+        if (ob[j].len != 8 * n) {
+            PyErr_SetString(PyExc_ValueError, "decode: column sizes do not agree");
+            ok = 0;
+        }
     }
     int64_t kept = 0, plain = 0, ncand = 0;
     Shapes *shapes = NULL;
@@ -472,8 +496,10 @@ decode(PyObject *self, PyObject *args)
         c.heuristics = heuristics;
         c.max_depth = max_depth;
         c.gre_key_as_id = key_as_id;
-        int64_t *out = b[15].buf, *sid = b[17].buf, *cand = b[18].buf;
-        int8_t *status = b[16].buf;
+        int64_t *out[NCOL], *sid = b[16].buf, *cand = b[17].buf;
+        int8_t *status = b[15].buf;
+        for (int j = 0; j < NCOL; j++)
+            out[j] = ob[j].buf;
         shapes->n = 0;
         shapes->last = -1;
         int64_t col[NCOL];
@@ -509,10 +535,10 @@ decode(PyObject *self, PyObject *args)
             if (st == S_KEPT) {
                 col[C_ROW] = i;
                 for (int j = 0; j < NCOL; j++)
-                    out[(Py_ssize_t)j * n + kept] = col[j];
+                    out[j][kept] = col[j];
                 kept++;
             } else { /* a plain frame: only its position, from the end of the row column backwards */
-                out[n - 1 - plain++] = i;
+                out[C_ROW][n - 1 - plain++] = i;
             }
             if (cs >= 0) {
                 cand[ncand] = i;
@@ -543,6 +569,8 @@ decode(PyObject *self, PyObject *args)
     PyMem_Free(shapes);
     for (int k = 0; k < got; k++)
         PyBuffer_Release(&b[k]);
+    for (int k = 0; k < got_cols; k++)
+        PyBuffer_Release(&ob[k]);
     return result;
 }
 

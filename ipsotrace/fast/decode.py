@@ -732,7 +732,8 @@ def _decode_compiled(
     n = int(rows.shape[0])
     tables = (t.ethertype, t.gre, t.ipproto, t.udp_port, t.udp_bound, _V4_IP_IN_IP, _V6_IP_IN_IP, _V6_EXT,
               _GRE_SUBHEADER)  # fmt: skip
-    out = np.empty((len(COLUMNS), n), dtype=_I64)
+    # one array per column: a column nobody keeps goes back to the allocator on its own
+    out = [np.empty(n, dtype=_I64) for _ in COLUMNS]
     status = np.empty(n, dtype=np.int8)
     sid = np.empty(n, dtype=_I64)
     cand = np.empty((3, n), dtype=_I64)
@@ -740,12 +741,12 @@ def _decode_compiled(
     first = _first_codes(batch.linktype.take(rows), t)
     kept, n_plain, n_cand, shapes = DECODE.decode(
         batch.data, batch.offset.take(rows), batch.caplen.take(rows), batch.wirelen.take(rows), first, tables,
-        _GEOMETRY, options, out, status, sid, cand,
+        _GEOMETRY, options, tuple(out), status, sid, cand,
     )  # fmt: skip
     names = [_shape_name(tuple((T.NAMES[v & 0xFF], (v >> 8) & 0xFF, v >> 16) for v in layers)) for layers, _ in shapes]
     frames = [count for _, count in shapes]
     keep: slice | np.ndarray = np.s_[:kept]
-    plain_at = out[0, n - n_plain :][::-1]  # with tunnelled_only: the plain frames, from the end backwards
+    plain_at = out[0][n - n_plain :][::-1]  # with tunnelled_only: the plain frames, from the end backwards
     if n_cand:
         claimed = cand[0, :n_cand][_claims(batch, rows.take(cand[0, :n_cand]), cand[1, :n_cand], cand[2, :n_cand])]
         if claimed.shape[0]:
@@ -753,9 +754,9 @@ def _decode_compiled(
             for s in sid[claimed].tolist():
                 frames[s] -= 1
             status[claimed] = 1
-            keep = ~np.isin(out[0, :kept], claimed)
+            keep = ~np.isin(out[0][:kept], claimed)
             plain_at = plain_at[~np.isin(plain_at, claimed)]
-    cols = {name: out[j, :kept][keep] for j, name in enumerate(COLUMNS)}
+    cols = {name: out[j][:kept][keep] for j, name in enumerate(COLUMNS)}
     cols["row"] = rows.take(cols["row"])
     counts = Counter({name: c for name, c in zip(names, frames, strict=True) if c})
     plain = rows.take(plain_at) if tunnelled_only else None
