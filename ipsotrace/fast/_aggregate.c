@@ -296,7 +296,101 @@ reduce_rows(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(segs);
 }
 
+/* --- TCP sequence runs (Applier._tcp) ------------------------------------------------------------ */
+PyDoc_STRVAR(tcp_runs_doc,
+"tcp_runs(flow, ends, has_next, next0, new, bad, any_new, next_end, retrans)\n\n"
+"Applier._tcp's serial arithmetic, one pass in capture order: each data segment (its flow, its\n"
+"sequence end) is new when its end passes every earlier end of its flow (and the flow's tcp_next,\n"
+"where has_next), else a retransmission.  Per segment: new (int8).  Per flow: bad (int8: two ends\n"
+"2**31 or more apart, serial order undefined: Python replays it), any_new (int8), next_end (int64,\n"
+"the furthest new end, where any_new), retrans (int64 count).  Distances are taken from next0\n"
+"where has_next, else from the flow's first end.");
+
+#define NO_SEQ (-((int64_t)1 << 39))
+
+static PyObject *
+tcp_runs(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    Py_buffer b[9];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8]))
+        return NULL;
+    int got = 0, ok = 1;
+    for (; got < 9; got++) {
+        if (PyObject_GetBuffer(o[got], &b[got], got >= 4 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    if (ok) {
+        Py_ssize_t n = b[0].len / 8, nf = b[3].len / 8;
+        const int64_t *flow = b[0].buf, *ends = b[1].buf, *next0 = b[3].buf;
+        const int8_t *has_next = b[2].buf;
+        int8_t *is_new = b[4].buf, *bad = b[5].buf, *any_new = b[6].buf;
+        int64_t *max_new = b[7].buf, *retrans = b[8].buf; /* max_new: distances, then next_end */
+        ok = b[1].len == 8 * n && b[2].len == nf && b[4].len == n && b[5].len == nf && b[6].len == nf
+             && b[7].len == 8 * nf && b[8].len == 8 * nf;
+        for (Py_ssize_t i = 0; ok && i < n; i++)
+            ok = flow[i] >= 0 && flow[i] < nf;
+        int64_t *ref = NULL, *run = NULL;
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "tcp_runs: array sizes or flow numbers do not agree");
+        } else {
+            ref = PyMem_Malloc(sizeof(int64_t) * (size_t)(nf ? nf : 1));
+            run = PyMem_Malloc(sizeof(int64_t) * (size_t)(nf ? nf : 1));
+            if (!ref || !run) {
+                PyErr_NoMemory();
+                ok = 0;
+            }
+        }
+        if (ok) {
+            for (Py_ssize_t f = 0; f < nf; f++) {
+                run[f] = NO_SEQ - 1; /* no segment yet */
+                bad[f] = any_new[f] = 0;
+                max_new[f] = -((int64_t)1 << 40);
+                retrans[f] = 0;
+            }
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int64_t f = flow[i];
+                if (run[f] == NO_SEQ - 1) {
+                    ref[f] = has_next[f] ? next0[f] : ends[i];
+                    run[f] = has_next[f] ? 0 : NO_SEQ; /* no sequence seen yet: anything is new */
+                }
+                /* the serial distance from the reference, in -2**31 .. 2**31 - 1 */
+                int64_t u = ((ends[i] - ref[f] + ((int64_t)1 << 31)) & 0xFFFFFFFF) - ((int64_t)1 << 31);
+                int64_t prev = run[f];
+                /* serial arithmetic equals integer order only while values stay within 2**31 of each other */
+                if (prev > NO_SEQ && (u - prev >= ((int64_t)1 << 31) || prev - u >= ((int64_t)1 << 31)))
+                    bad[f] = 1;
+                if (u > prev) {
+                    is_new[i] = 1;
+                    any_new[f] = 1;
+                    if (u > max_new[f])
+                        max_new[f] = u;
+                    run[f] = u;
+                } else {
+                    is_new[i] = 0;
+                    retrans[f]++;
+                }
+            }
+            for (Py_ssize_t f = 0; f < nf; f++) {
+                if (any_new[f])
+                    max_new[f] = (ref[f] + max_new[f]) & 0xFFFFFFFF;
+            }
+        }
+        PyMem_Free(ref);
+        PyMem_Free(run);
+    }
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&b[k]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"tcp_runs", tcp_runs, METH_VARARGS, tcp_runs_doc},
     {"keys", keys, METH_VARARGS, keys_doc},
     {"reduce", reduce_rows, METH_VARARGS, reduce_doc},
     {NULL, NULL, 0, NULL},

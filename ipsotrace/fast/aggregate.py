@@ -886,70 +886,50 @@ class Applier:
         if path_i.shape[0] == 0:
             return
         flows = agg.flows  # type: ignore[attr-defined]
-        # segments of each flow, in capture order
-        flow_ids: dict[tuple[object, ...], int] = {}
-        path_flow = np.array([flow_ids.setdefault(pt.fk, len(flow_ids)) for pt in paths], dtype=_I64)
-        # capture order (segments come almost in order: the stable sort's runs make it cheap), then
-        # a stable sort by flow (16-bit keys sort by radix, in linear time)
+        # segments in capture order (they come almost in order: the stable sort's runs make it cheap)
         if rows.shape[0] > 1 and not (rows[1:] >= rows[:-1]).all():  # rows of the scalar path come after
             by_row = np.argsort(rows, kind="stable")
             path_i, ends = path_i[by_row], ends[by_row]
+        flow_ids: dict[tuple[object, ...], int] = {}
+        path_flow = np.array([flow_ids.setdefault(pt.fk, len(flow_ids)) for pt in paths], dtype=_I64)
         fid = path_flow[path_i]
-        order = np.argsort(fid.astype(np.int16) if len(flow_ids) < (1 << 15) else fid, kind="stable")
-        fid, path_i, ends = fid[order], path_i[order], ends[order]
-        fks = list(flow_ids)
-        starts = np.flatnonzero(np.r_[True, fid[1:] != fid[:-1]])
-        present = fid[starts]  # fid is sorted: its distinct values, in order
-        stops = np.r_[starts[1:], fid.shape[0]]
-        stats = [flows.get(fks[k]) for k in present.tolist()]
-        nflow = len(stats)
+        stats = [flows.get(fk) for fk in flow_ids]
+        nf = len(stats)
         has_next = np.array([s is not None and s.tcp_next is not None for s in stats], dtype=bool)
         nxt0 = np.array([s.tcp_next if s is not None and s.tcp_next is not None else 0 for s in stats], dtype=_I64)
-        ref = np.where(has_next, nxt0, ends[starts])
-        rank = np.repeat(np.arange(nflow), stops - starts)
-        u = ((ends - ref[rank] + (1 << 31)) & _M32) - (1 << 31)  # serial distance from the reference
-        off = rank * (1 << 40)
-        cm = np.maximum.accumulate(u + off)
-        prev = np.empty_like(cm)
-        prev[0] = 0
-        prev[1:] = cm[:-1]
-        first_mask = np.zeros(fid.shape[0], dtype=bool)
-        first_mask[starts] = True
-        init = np.where(has_next, 0, -(1 << 39))[rank]  # no sequence seen yet: anything is new
-        prev_max = np.where(first_mask, init, np.maximum(prev - off, init))
-        new = u > prev_max
-        # serial arithmetic equals integer order only while values stay within 2**31 of each other
-        finite = prev_max > -(1 << 39)
-        bad_seg = finite & (np.abs(u - prev_max) >= (1 << 31))
-        bad_flow = np.zeros(nflow, dtype=bool)
-        bad_flow[rank[bad_seg]] = True
-        # each path belongs to one flow: its rank among this flush's flows with segments
-        path_rank = np.full(len(paths), -1, dtype=_I64)
-        path_rank[path_i] = rank
-
-        def path_flow_rank(pi: int) -> int:
-            return int(path_rank[pi])
-
-        retrans = ~new
-        re_flow = np.bincount(rank[retrans], minlength=nflow)
-        re_path = np.bincount(path_i[retrans], minlength=len(paths))
-        any_new = np.bincount(rank[new], minlength=nflow) > 0
-        max_new = np.full(nflow, -(1 << 40), dtype=_I64)
-        np.maximum.at(max_new, rank[new], u[new])
-        next_end = (ref + max_new) & _M32
+        if AGG is not None:
+            new8 = np.empty(fid.shape[0], dtype=np.int8)
+            bad8, any8 = np.empty(nf, dtype=np.int8), np.empty(nf, dtype=np.int8)
+            next_end, re_flow = np.empty(nf, dtype=_I64), np.empty(nf, dtype=_I64)
+            AGG.tcp_runs(fid, np.ascontiguousarray(ends, dtype=_I64), has_next.view(np.int8), nxt0, new8, bad8, any8,
+                         next_end, re_flow)  # fmt: skip
+            new, bad_flow, any_new = new8.view(bool), bad8.view(bool), any8.view(bool)
+        else:
+            new, bad_flow, any_new, next_end, re_flow = _tcp_runs(fid, ends, has_next, nxt0)
+        re_path = np.bincount(path_i[~new], minlength=len(paths))
         for pi in np.flatnonzero(re_path).tolist():
             ps = paths[pi].ps
             # a flow replayed one segment at a time counts its own retransmissions
-            if ps is not None and not bad_flow[path_flow_rank(pi)]:
+            if ps is not None and not bad_flow[path_flow[pi]]:
                 ps.retransmissions += int(re_path[pi])
+        # each flow's segments in capture order, where a flow needs them (replays, open heads)
+        by_flow: tuple[np.ndarray, list[int]] | None = None
+
+        def segments(k: int) -> np.ndarray:
+            nonlocal by_flow
+            if by_flow is None:
+                counts = np.bincount(fid, minlength=nf)
+                by_flow = (np.argsort(fid, kind="stable"), [0, *np.cumsum(counts).tolist()])
+            order, bounds = by_flow
+            return order[bounds[k] : bounds[k + 1]]
+
         bad_l, re_l, new_l, next_l = bad_flow.tolist(), re_flow.tolist(), any_new.tolist(), next_end.tolist()
-        starts_l, stops_l = starts.tolist(), stops.tolist()
-        for k in range(nflow):
+        for k in np.flatnonzero(np.bincount(fid, minlength=nf)).tolist():
             f = stats[k]
             if f is None:
                 continue
             if bad_l[k]:
-                sel = slice(starts_l[k], stops_l[k])
+                sel = segments(k)
                 for e, pi in zip(ends[sel].tolist(), path_i[sel].tolist(), strict=True):
                     _seq_one(f, e, paths[pi])
                 continue
@@ -958,14 +938,59 @@ class Applier:
             if new_l[k]:
                 f.tcp_next = next_l[k]
                 if not f.tcp_head_full:
-                    sel = slice(starts_l[k], stops_l[k])
-                    nw = new[sel]
+                    sel = segments(k)
+                    nw = sel[new[sel]]
                     room = TCP_HEAD - len(f.tcp_head)
                     if room > 0:
-                        for e, pi in zip(ends[sel][nw][:room].tolist(), path_i[sel][nw][:room].tolist(), strict=True):
+                        for e, pi in zip(ends[nw][:room].tolist(), path_i[nw][:room].tolist(), strict=True):
                             f.tcp_head.append((e, paths[pi].pk))
-                    if int(nw.sum()) > room:
+                    if nw.shape[0] > room:
                         f.tcp_head_full = True
+
+
+def _tcp_runs(
+    fid: np.ndarray, ends: np.ndarray, has_next: np.ndarray, nxt0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What ``_aggregate.tcp_runs`` computes, with numpy: per segment (capture order) new or not; per
+    flow number bad (serial order undefined), any new, the furthest new end, retransmissions."""
+    nf = has_next.shape[0]
+    # a stable sort by flow (16-bit keys sort by radix, in linear time)
+    order = np.argsort(fid.astype(np.int16) if nf < (1 << 15) else fid, kind="stable")
+    sfid, sends = fid[order], ends[order]
+    starts = np.flatnonzero(np.r_[True, sfid[1:] != sfid[:-1]])
+    present = sfid[starts]  # sorted: the distinct flows, in order
+    stops = np.r_[starts[1:], sfid.shape[0]]
+    npres = present.shape[0]
+    hn, n0 = has_next[present], nxt0[present]
+    ref = np.where(hn, n0, sends[starts])
+    rank = np.repeat(np.arange(npres), stops - starts)
+    u = ((sends - ref[rank] + (1 << 31)) & _M32) - (1 << 31)  # serial distance from the reference
+    off = rank * (1 << 40)
+    cm = np.maximum.accumulate(u + off)
+    prev = np.empty_like(cm)
+    prev[0] = 0
+    prev[1:] = cm[:-1]
+    first_mask = np.zeros(sfid.shape[0], dtype=bool)
+    first_mask[starts] = True
+    init = np.where(hn, 0, -(1 << 39))[rank]  # no sequence seen yet: anything is new
+    prev_max = np.where(first_mask, init, np.maximum(prev - off, init))
+    snew = u > prev_max
+    # serial arithmetic equals integer order only while values stay within 2**31 of each other
+    finite = prev_max > -(1 << 39)
+    bad_seg = finite & (np.abs(u - prev_max) >= (1 << 31))
+    bad = np.zeros(nf, dtype=bool)
+    bad[present[rank[bad_seg]]] = True
+    new = np.empty_like(snew)
+    new[order] = snew
+    any_new = np.zeros(nf, dtype=bool)
+    any_new[present] = np.bincount(rank[snew], minlength=npres) > 0
+    max_new = np.full(npres, -(1 << 40), dtype=_I64)
+    np.maximum.at(max_new, rank[snew], u[snew])
+    next_end = np.zeros(nf, dtype=_I64)
+    next_end[present] = (ref + max_new) & _M32
+    re_flow = np.zeros(nf, dtype=_I64)
+    re_flow[present] = np.bincount(rank[~snew], minlength=npres)
+    return new, bad, any_new, next_end, re_flow
 
 
 def _earlier(ev: tuple[int, str, int], cur: tuple[int, str, int]) -> bool:

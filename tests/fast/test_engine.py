@@ -377,3 +377,27 @@ def test_compiled_accumulator_gives_numpys_partials(seed: int, n: int, calls: in
     for k in a.hists:
         assert [x.tolist() for x in a.hists[k]] == [x.tolist() for x in b.hists[k]], k
     assert [x.tolist() for x in a.segs] == [x.tolist() for x in b.segs]
+
+
+@pytest.mark.skipif(COMPILED_AGG is None, reason="the compiled accumulator is not built")
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 1460, 2**31 - 5, 2**31 + 7, 2**32 - 1, 3000])),
+             min_size=1, max_size=60),
+    st.lists(st.one_of(st.none(), st.integers(0, 2**32 - 1)), min_size=6, max_size=6),
+)  # fmt: skip
+def test_compiled_tcp_runs_equal_numpy(segs: list[tuple[int, int]], nexts: list[int | None]) -> None:
+    """New data or retransmission, per segment; per flow the furthest end and serial-order trouble."""
+    fid = np.array([f for f, _ in segs], dtype=np.int64)
+    ends = np.array([e for _, e in segs], dtype=np.int64)
+    has_next = np.array([n is not None for n in nexts], dtype=bool)
+    nxt0 = np.array([n or 0 for n in nexts], dtype=np.int64)
+    new, bad, any_new, next_end, re_flow = A._tcp_runs(fid, ends, has_next, nxt0)
+    c_new, c_bad, c_any = np.empty(fid.shape[0], np.int8), np.empty(6, np.int8), np.empty(6, np.int8)
+    c_next, c_re = np.empty(6, np.int64), np.empty(6, np.int64)
+    COMPILED_AGG.tcp_runs(fid, ends, has_next.view(np.int8), nxt0, c_new, c_bad, c_any, c_next, c_re)
+    assert c_new.view(bool).tolist() == new.tolist()
+    assert c_bad.view(bool).tolist() == bad.tolist()
+    assert c_any.view(bool).tolist() == any_new.tolist()
+    assert c_next[any_new].tolist() == next_end[any_new].tolist()
+    assert c_re.tolist() == re_flow.tolist()
