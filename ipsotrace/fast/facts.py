@@ -565,17 +565,18 @@ class _Block:
         return key <= limit[g]
 
     def firsts(self, g: np.ndarray, sel: np.ndarray) -> dict[int, int]:
-        """Group → row of its earliest packet, in order of first appearance."""
-        if not self.mono:
-            gs, idx = self.tops(g, sel, 1)
-            return dict(sorted(zip(gs, idx, strict=True), key=lambda kv: kv[1]))
+        """Group → row of its earliest packet, in order of first appearance (one pass inserts in that order)."""
         rows = np.flatnonzero(sel)
         first = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
         np.minimum.at(first, g[rows], rows)
         present = np.flatnonzero(first < _BIG)
         fr = first[present]
         order = np.argsort(fr)
-        return dict(zip(present[order].tolist(), fr[order].tolist(), strict=True))
+        if self.mono:
+            return dict(zip(present[order].tolist(), fr[order].tolist(), strict=True))
+        gs, idx = self.tops(g, sel, 1)  # time goes back in this block: the earliest is not always the first
+        earliest = dict(zip(gs, idx, strict=True))
+        return {q: earliest[q] for q in present[order].tolist()}
 
     def run(self) -> None:
         c = self.c

@@ -306,3 +306,36 @@ def test_fingerprint_is_stable() -> None:
     assert fingerprint((1, 2, 3, -1, -1, -1, -1)) == fingerprint((1, 2, 3, -1, -1, -1, -1))
     assert fingerprint((1, 2, 3, -1, -1, -1, -1)) != fingerprint((1, 2, 4, -1, -1, -1, -1))
     assert fingerprint(()) != 0
+
+
+# --- order, caps and bounds -------------------------------------------------------------------------------
+def same_order(a: Facts, b: Facts) -> None:
+    """The dicts in the same insertion order (what the findings list ties in), not only equal."""
+    assert list(a.tunnels) == list(b.tunnels)
+    assert list(a.flows) == list(b.flows)
+    for fk, f in a.flows.items():
+        assert list(f.paths) == list(b.flows[fk].paths), fk
+
+
+def test_time_going_backwards_inserts_in_packet_order(tmp_path: Path) -> None:
+    """Capture times that go back inside a block: new tunnels, flows and paths enter the dicts in
+    order of their first packet (as one pass inserts them), their first evidence is the earliest."""
+    r = random.Random(21)
+    t0 = 1_700_000_000_000_000_000
+    seq = dict.fromkeys(range(8), 1000)
+    frames = []
+    for i in range(400):
+        f = i if i < 8 else r.randrange(8)  # flow k first appears at row k, ...
+        ts = t0 - i * 1000 if i < 16 else t0 + r.randrange(-50_000, 50_000)  # ... with an earlier time
+        if r.random() < 0.15:
+            s = seq[f] - 100 * r.randrange(1, 5)  # a retransmission: loss blamed on a path
+        else:
+            s, seq[f] = seq[f], seq[f] + 100
+        d = _vxlan_tcp(f, s, 100, 50000 + r.randrange(4), vni=100 + f % 3)
+        frames.append(GenFrame(ts, d, len(d)))
+    path = _write(frames, str(tmp_path))
+    agg_s, facts_s = scalar([path], DissectConfig())
+    agg_f, facts_f, _ = fast([path], DissectConfig())
+    same_order(facts_s, facts_f)
+    same_facts(facts_s, facts_f)
+    same_findings(agg_s, facts_s, agg_f, facts_f)
