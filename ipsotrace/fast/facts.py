@@ -279,7 +279,7 @@ class FactsFeed:
         self._p_new_max = np.zeros(0, dtype=_I64)
         self._p_retx_here = np.zeros(0, dtype=_I64)
         self._fobj: dict[int, FlowFacts] = {}
-        self._pobj: dict[int, PathFacts] = {}
+        self._pobj: dict[int, PathFacts | None] = {}  # None: a path past the flow's cap
         self._f_known = np.zeros(0, dtype=bool)  # in _fobj
         self._p_known = np.zeros(0, dtype=bool)
 
@@ -375,6 +375,9 @@ class FactsFeed:
                     self._p_retx_here[p_l].tolist(), strict=True)
             ):  # fmt: skip
                 pf = self._pobj[q]
+                if pf is None:  # past its flow's path cap
+                    self._fobj[int(self._p_flow[q])].paths_overflow += n
+                    continue
                 pf.packets += n
                 pf.new_bins = [a + b for a, b in zip(pf.new_bins, bins[k], strict=True)]
                 pf.new_max = max(pf.new_max, hi)
@@ -709,9 +712,9 @@ class _Block:
             for q, i in self.firsts(p, todo).items():
                 ev = self.ev(i)
                 pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
-                if ev < pf.first:
+                if pf is not None and ev < pf.first:
                     pf.first = ev
-                pobj[q] = pf
+                pobj[q] = pf  # None: past the flow's MAX_PATHS, its packets count in paths_overflow
             feed._p_known[pi] = True
         offload = c["offload"] != 0
         frag = c["i_frag"] != 0
@@ -1090,7 +1093,9 @@ class _Block:
         small = np.full(npaths, _BIG, dtype=_I64)
         np.minimum.at(small, b_pid, size[b_rows])
         for q in np.unique(b_pid).tolist():
-            pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
+            pf = feed._pobj[q]
+            if pf is None:
+                continue  # past the flow's path cap: not kept (as _blame)
             pf.retx_bins = [a + b for a, b in zip(pf.retx_bins, hist[q].tolist(), strict=True)]
             pf.retx_min_size = min(pf.retx_min_size, int(small[q]))
         # evidence: the first 8 blamed retransmissions of each path
@@ -1099,7 +1104,9 @@ class _Block:
         sel[fi] = True
         gs, ii = self.tops(self.pid, sel, 8)
         for q, i in zip(gs, ii, strict=True):
-            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_ev.add(self.ev(i))
+            pf = feed._pobj[q]
+            if pf is not None:
+                pf.retx_ev.add(self.ev(i))
 
 
 __all__ = ["BLOCK", "COLUMNS", "FactsFeed", "FeedStats", "extra_columns", "fast_columns", "fingerprints"]

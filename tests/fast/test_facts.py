@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Aggregates, Correlator
+from ipsotrace.correlate.aggregates import MAX_PATHS
 from ipsotrace.decode import decode
 from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.fast import engine
@@ -339,3 +340,52 @@ def test_time_going_backwards_inserts_in_packet_order(tmp_path: Path) -> None:
     same_order(facts_s, facts_f)
     same_facts(facts_s, facts_f)
     same_findings(agg_s, facts_s, agg_f, facts_f)
+
+
+def _path_flood(n: int, paths: int | None = None, retx: float = 0.2, payload: int = 100) -> list[GenFrame]:
+    """One TCP flow whose every packet takes a new outer entropy port (up to ``paths`` of them), with
+    retransmissions (share ``retx``): loss is blamed on paths kept and on paths past the cap."""
+    r = random.Random(n)
+    frames, seq, sent = [], 1000, []
+    for i in range(n):
+        if sent and r.random() < retx:
+            s = r.choice(sent)
+        else:
+            s, seq = seq, seq + payload
+            sent.append(s)
+        port = 1024 + (i if paths is None else i % paths)
+        d = _vxlan_tcp(0, s, payload, port)
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+    return frames
+
+
+def test_paths_per_flow_capped_like_the_correlator(tmp_path: Path, tiny_batches: None) -> None:
+    path = _write(_path_flood(700), str(tmp_path))
+    check([path])
+    _, facts, _ = fast([path], DissectConfig())
+    (flow,) = facts.flows.values()
+    assert len(flow.paths) == MAX_PATHS
+    assert flow.paths_overflow == 700 - MAX_PATHS
+    assert sum(p.packets for p in flow.paths.values()) + flow.paths_overflow == 700
+
+
+def test_paths_capped_across_blocks_and_parallel_parts(tmp_path: Path) -> None:
+    path = _write(_path_flood(3000, paths=400), str(tmp_path))
+    old = engine.SUB_BATCH, F.BLOCK
+    engine.SUB_BATCH, F.BLOCK = 100, 250
+    try:
+        check([path])
+    finally:
+        engine.SUB_BATCH, F.BLOCK = old
+    # in-order data for --jobs: many TCP runs per flow are one of Facts.merge's bounded exceptions
+    path = _write(_path_flood(3000, retx=0, payload=1200), str(tmp_path), "jobs.pcap")
+    agg, facts = scalar([path], DissectConfig())
+    assert len(units([path], 3)) >= 2
+    s = Settings(DissectConfig(), DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, False, True, findings=True)
+    par = analyze_parallel([path], 3, s)
+    assert par.facts is not None
+    (flow,) = par.facts.flows.values()
+    assert len(flow.paths) == MAX_PATHS and flow.paths_overflow > 0
+    a, b = dataclasses.asdict(facts.finalized_copy()), dataclasses.asdict(par.facts.finalized_copy())
+    assert a == b
+    same_findings(agg, facts, par.result, par.facts)
