@@ -172,6 +172,7 @@ class FeedStats:
     rows: int = 0
     one_by_one: int = 0  # rows replayed through Collector.add_view (cap pressure, key collision)
     tcp_python: int = 0  # TCP data segments through TcpTrack.add (heads, pending, multi-path flows)
+    resets: int = 0  # group tables dropped after a block (FactsFeed.limit passed)
 
 
 def group_order(g: np.ndarray) -> np.ndarray:
@@ -250,6 +251,18 @@ class FactsFeed:
         self._buf: list[tuple[dict[str, np.ndarray], np.ndarray]] = []  # rows and their path groups
         self._collided = False  # a 64-bit key collision in the buffer: that block goes one by one
         self._buffered = 0
+        self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
+        #: path groups the tables hold before they are synced and dropped (between blocks)
+        self.limit = 2 * coll.result.max_flows + coll.result.max_tunnels
+        self._reset_tables()
+
+    def _reset_tables(self) -> None:
+        """Number groups afresh: only after :meth:`sync`, which leaves the collector's objects holding it all.
+
+        The tables are a cache of group numbers (and of counts waiting for sync()) that grows with
+        every flow and path rows name, while the collector evicts: past :attr:`limit` path groups they
+        are dropped, so a flood of new flows takes O(limit + BLOCK) memory here, not O(packets).
+        """
         self._table = A.GroupTable()
         self._pkeys: list[PathKey] = []  # path group → path key, its flow and tunnel
         self._p_flow = np.zeros(0, dtype=_I64)
@@ -259,7 +272,6 @@ class FactsFeed:
         self._fid: dict[FlowKey, int] = {}
         self._tid: dict[TunnelKey, int] = {}
         self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
-        self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
         # per flow group, the duplicate state of the flows blocks saw since the last sync(): the ring
         # (right-aligned, _d_len entries), the head length and the counts not yet in the DupTrack
         self._d_live = np.zeros(0, dtype=bool)
@@ -346,6 +358,10 @@ class FactsFeed:
             self._one_by_one(self._all_columns(parts))
         else:
             _Block(self, c, pid).run()
+        if len(self._pkeys) > self.limit:
+            self.sync()
+            self._reset_tables()
+            self.stats.resets += 1
 
     def finish(self) -> None:
         """Flush and :meth:`sync`: the collector's facts are then complete, for anyone to read or merge."""

@@ -389,3 +389,68 @@ def test_paths_capped_across_blocks_and_parallel_parts(tmp_path: Path) -> None:
     a, b = dataclasses.asdict(facts.finalized_copy()), dataclasses.asdict(par.facts.finalized_copy())
     assert a == b
     same_findings(agg, facts, par.result, par.facts)
+
+
+def _table_rows(feed: F.FactsFeed) -> int:
+    """Rows of the feed's largest group table (key lists and dicts, the hash table, the per-group arrays)."""
+    sizes = [len(feed._pkeys), len(feed._fkeys), len(feed._tkeys), len(feed._pid), len(feed._fid), feed._table.n]
+    sizes += [a.shape[0] for a in (feed._p_flow, feed._p_packets, feed._f_packets, feed._d_live, feed._d_fp)]
+    return max(sizes)
+
+
+def _bounded_run(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> F.FeedStats:
+    """The fast path equals the scalar one, and the feed's tables never pass their bound."""
+    monkeypatch.setattr(engine, "SUB_BATCH", 64)
+    monkeypatch.setattr(F, "BLOCK", 200)
+    calls = 0
+    add = F.FactsFeed.add
+
+    def spy(self: F.FactsFeed, cols: dict[str, np.ndarray]) -> None:
+        nonlocal calls
+        add(self, cols)
+        calls += 1
+        assert self.limit == 2 * kw["max_flows"] + kw["max_tunnels"]  # a multiple of what the collector keeps
+        # the rows buffered since the last block (a block and a sub-batch at most) add groups on top;
+        # the arrays grow by doubling (1024 rows at least)
+        assert _table_rows(self) <= max(1024, 2 * (self.limit + F.BLOCK + engine.SUB_BATCH))
+
+    monkeypatch.setattr(F.FactsFeed, "add", spy)
+    stats = check([path], **kw)
+    assert calls > 20
+    return stats
+
+
+def test_flood_of_flows_keeps_the_feed_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random inner ports: every packet a new flow.  The feed's tables are a cache of group numbers
+    (the collector's capped objects are the truth): past their bound they are synced and dropped."""
+    r = random.Random(4)
+    frames = []
+    for i in range(6000):
+        if i % 5 == 0:  # a busy flow with data, retransmissions and duplicates among the flood
+            d = _vxlan_tcp(0, 1000 + 100 * (i // 5) - (300 if i % 35 == 0 else 0), 100, 50000)
+        else:
+            d = _vxlan_tcp(1 + r.randrange(25000), r.randrange(1 << 32), 10, 50000 + r.randrange(8), vni=r.randrange(6))
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+        if i % 50 == 0:
+            frames.append(GenFrame(frames[-1].ts_ns + 10, d, len(d)))
+    stats = _bounded_run(_write(frames, str(tmp_path)), monkeypatch, max_flows=40, max_tunnels=4)
+    assert stats.resets > 5
+
+
+def test_many_paths_keep_the_feed_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few flows, each over many entropy ports: no cap pressure, the blocks stay vectorized across resets."""
+    r = random.Random(5)
+    seq = dict.fromkeys(range(6), 1000)
+    frames = []
+    for i in range(5000):
+        f = r.randrange(6)
+        if r.random() < 0.1:
+            s = seq[f] - 100 * r.randrange(1, 30)
+        else:
+            s, seq[f] = seq[f], seq[f] + 100
+        d = _vxlan_tcp(f, s, 100, 1024 + r.randrange(300))
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+        if r.random() < 0.05:
+            frames.append(GenFrame(frames[-1].ts_ns + 5, d, len(d)))
+    stats = _bounded_run(_write(frames, str(tmp_path)), monkeypatch, max_flows=10, max_tunnels=4)
+    assert stats.resets > 5 and stats.one_by_one == 0
