@@ -32,10 +32,12 @@ goes one by one: it may evict) and at the end of each input (:meth:`FactsFeed.fi
 Python work is per new group and block, per TCP flow and block, plus a bounded number
 of events per flow (16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
 get their (flow, path) group when they arrive (with the accumulator's key hashes);
-a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
-block goes through :meth:`Collector.add_tunnelled` row by row, in order, when a new
-flow or tunnel would pass the collector's cap (evictions happen per packet
-there) or on a 64-bit key collision.  The result equals the scalar collector's
+a block reads only the columns it needs, and memory is O(groups + BLOCK rows), the
+groups bounded by :attr:`FactsFeed.limit` (past it the numbering is synced and dropped
+between blocks: the collector's capped objects hold everything).  A block goes through
+:meth:`Collector.add_tunnelled` row by row, in order, when a new flow or tunnel
+would pass the collector's cap (evictions happen per packet there) or on a 64-bit
+key collision.  The result equals the scalar collector's
 (tests/fast/test_facts.py compares the facts themselves).
 """
 
