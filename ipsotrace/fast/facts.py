@@ -327,7 +327,8 @@ class FactsFeed:
         self._max_ts = max(self._max_ts, pkt.ts_ns)
 
     def full(self) -> bool:
-        return self._buffered >= BLOCK
+        # past the limit too: the block ends here so that the tables it names can be dropped
+        return self._buffered >= BLOCK or len(self._pkeys) > self.limit
 
     def flush(self) -> None:
         """Process everything buffered: call it only when every earlier row has been added."""

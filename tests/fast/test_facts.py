@@ -391,11 +391,14 @@ def test_paths_capped_across_blocks_and_parallel_parts(tmp_path: Path) -> None:
     same_findings(agg, facts, par.result, par.facts)
 
 
-def _table_rows(feed: F.FactsFeed) -> int:
-    """Rows of the feed's largest group table (key lists and dicts, the hash table, the per-group arrays)."""
-    sizes = [len(feed._pkeys), len(feed._fkeys), len(feed._tkeys), len(feed._pid), len(feed._fid), feed._table.n]
-    sizes += [a.shape[0] for a in (feed._p_flow, feed._p_packets, feed._f_packets, feed._d_live, feed._d_fp)]
-    return max(sizes)
+def _groups(feed: F.FactsFeed) -> int:
+    """Groups the feed numbers (key lists and dicts, the hash table)."""
+    return max(len(feed._pkeys), len(feed._fkeys), len(feed._tkeys), len(feed._pid), len(feed._fid), feed._table.n)
+
+
+def _array_rows(feed: F.FactsFeed) -> int:
+    """Rows of the feed's per-group arrays."""
+    return max(a.shape[0] for a in (feed._p_flow, feed._p_packets, feed._f_packets, feed._d_live, feed._d_fp))
 
 
 def _bounded_run(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> F.FeedStats:
@@ -410,9 +413,9 @@ def _bounded_run(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> F.Fe
         add(self, cols)
         calls += 1
         assert self.limit == 2 * kw["max_flows"] + kw["max_tunnels"]  # a multiple of what the collector keeps
-        # the rows buffered since the last block (a block and a sub-batch at most) add groups on top;
-        # the arrays grow by doubling (1024 rows at least)
-        assert _table_rows(self) <= max(1024, 2 * (self.limit + F.BLOCK + engine.SUB_BATCH))
+        # a block ends at the sub-batch that passes the limit: one sub-batch's rows at most come on top
+        assert _groups(self) <= self.limit + engine.SUB_BATCH
+        assert _array_rows(self) <= max(1024, 2 * (self.limit + engine.SUB_BATCH))  # grown by doubling
 
     monkeypatch.setattr(F.FactsFeed, "add", spy)
     stats = check([path], **kw)
