@@ -94,6 +94,7 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
     agg_s, facts_s = scalar(paths, cfg, **kw)
     agg_f, facts_f, stats = fast(paths, cfg, **kw)
     same_facts(facts_s, facts_f)
+    same_order(facts_s, facts_f)
     same_findings(agg_s, facts_s, agg_f, facts_f)
     return stats
 
