@@ -919,7 +919,9 @@ class Applier:
             nonlocal by_flow
             if by_flow is None:
                 counts = np.bincount(fid, minlength=nf)
-                by_flow = (np.argsort(fid, kind="stable"), [0, *np.cumsum(counts).tolist()])
+                # a stable sort by flow (16-bit keys sort by radix, in linear time)
+                order = np.argsort(fid.astype(np.int16) if nf < (1 << 15) else fid, kind="stable")
+                by_flow = (order, [0, *np.cumsum(counts).tolist()])
             order, bounds = by_flow
             return order[bounds[k] : bounds[k + 1]]
 
