@@ -254,3 +254,38 @@ def test_walks_give_the_same_columns_on_captures(tun: bool) -> None:
     a, b = both_walks(batch_of(mixed_frames(3000, seed=5)), DissectConfig(), tunnelled_only=tun)
     assert len(a) > 1000
     assert_same_columns(a, b)
+
+
+_TEMPLATES = [raw(CANONICAL[name]) for name in sorted(CANONICAL)]
+
+
+@needs_compiled_decode
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(CANONICAL) - 1),
+            st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=6),
+            st.integers(0, 200),
+            st.sampled_from([1, 101, 147]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_walks_agree_on_damaged_frames(mutations: list[tuple[int, list[tuple[int, int]], int, int]], tun: bool) -> None:
+    """Canonical frames with bytes overwritten, cut short, under other link types: both walks agree
+    (and every frame either walk keeps equals the scalar view)."""
+    frames = []
+    for t, edits, cut, linktype in mutations:
+        data = bytearray(_TEMPLATES[t])
+        for pos, value in edits:
+            if pos < len(data):
+                data[pos] = value
+        data = data[: max(0, len(data) - cut)] if cut < len(data) else data
+        frames.append(GenFrame(0, bytes(data), len(_TEMPLATES[t]), linktype))
+    batch = batch_of(frames)
+    a, b = both_walks(batch, DissectConfig(), tunnelled_only=tun)
+    assert_same_columns(a, b)
+    check_batch(batch, DissectConfig())
