@@ -126,11 +126,6 @@ walk_pcap(PyObject *self, PyObject *args)
         if (q > have)
             break;
         prefetch_ahead(b, q, q - p, have);
-        /* the frame's next two cache lines (the headers the decoder reads): loaded while we walk on */
-        if (p + rec + 128 < have) {
-            __builtin_prefetch(b + p + rec + 64, 0, 2);
-            __builtin_prefetch(b + p + rec + 128, 0, 2);
-        }
         /* memcpy: the outputs need not be aligned */
         memcpy(o + n, &(int64_t){(int64_t)p}, sizeof(int64_t));
         for (int k = 0; k < 4; k++)
