@@ -1,9 +1,15 @@
-"""Build the optional compiled helper; all other metadata is in pyproject.toml.
+"""Build the optional compiled helpers; all other metadata is in pyproject.toml.
 
 ``optional=True``: without a C compiler the install still succeeds and the fast path uses its
-pure-Python loops (same results, slower).
+pure-Python and numpy loops (same results, slower).
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("ipsotrace.fast._walk", ["ipsotrace/fast/_walk.c"], optional=True)])
+setup(
+    ext_modules=[
+        Extension("ipsotrace.fast._walk", ["ipsotrace/fast/_walk.c"], optional=True),
+        Extension("ipsotrace.fast._decode", ["ipsotrace/fast/_decode.c"], optional=True),
+        Extension("ipsotrace.fast._aggregate", ["ipsotrace/fast/_aggregate.c"], optional=True),
+    ]
+)

@@ -21,6 +21,7 @@ from ipsotrace.commands.common import (
     open_or_fail,
     report_damage,
     report_status_damage,
+    stderr,
     write_line,
 )
 from ipsotrace.commands.findings_options import (
@@ -155,6 +156,7 @@ def _analyze_fast(
         par = analyze_parallel(files, jobs, settings)
         assert par.facts is not None
         agg, facts, reassembly, statuses = par.result, par.facts, par.reassembly, par.statuses
+        report_inexact_merge(facts)
     else:
         reassembly = ReassemblySummary(enabled=reassemble)
         corr = Correlator(max_flows=max_flows, max_tunnels=max_tunnels, gre_key_as_id=gre_key_as_id)
@@ -170,6 +172,18 @@ def _analyze_fast(
     for st in statuses:
         damaged = report_status_damage(st) or damaged
     return agg, facts, reassembly, damaged
+
+
+def report_inexact_merge(facts: Facts) -> int:
+    """Warn when merging the parts of ``--jobs`` could not place some TCP loss exactly (Facts.merge's bound)."""
+    flows = sum(1 for ff in facts.flows.values() if ff.tcp is not None and ff.tcp.inexact)
+    if flows:
+        stderr.print(
+            f"[bold yellow]warning:[/] {flows} TCP flow(s) were reordered across the parts of --jobs: their "
+            "loss attribution (health.retransmissions) is approximate; --jobs 1 gives exact figures",
+            highlight=False,
+        )
+    return flows
 
 
 def _emit(doc: dict[str, Any], as_json: bool, csv_dir: Path | None, top: int, damaged: bool) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from ipsotrace.correlate.aggregates import MAX_PATHS, SIZE_BINS, TCP_HEAD, Encap, FlowStats, PathStats, TunnelStats
 from ipsotrace.correlate.distinct import key_hash, mix64
 from ipsotrace.correlate.extract import Hop, Inner, View
-from ipsotrace.fast.batch import _walker
+from ipsotrace.fast.batch import _walker, compiled
 
 _I64 = np.int64
 _U64 = np.uint64
@@ -322,6 +322,14 @@ LOAD = 8
 LOOKUP: Any = getattr(_walker(), "lookup", None)
 
 
+def _compiled_accumulator() -> Any:
+    """ipsotrace/fast/_aggregate.c, or None: not built, IPSOTRACE_NO_EXT=1, or built for other columns."""
+    mod = compiled("_aggregate")
+    if mod is None or set(mod.ACC_COLUMNS) - set(_ACC) - {"first_ts", "first_frame", "first_row_ts"}:
+        return None
+    return mod
+
+
 class GroupTable:
     """A vectorized open-addressing hash table: 64-bit key → dense group number (0, 1, 2…).
 
@@ -484,6 +492,10 @@ def _sum_pairs(g: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray,
     return uniq >> 16, uniq & 0xFFFF, np.bincount(inv, weights=n).astype(_I64)
 
 
+#: Tests set it to None to run the numpy passes; both give the same numbers.
+AGG: Any = _compiled_accumulator()
+
+
 class Accumulator:
     """Level 1: rows of tunnelled packets, in order, folded into per-(flow, path) arrays."""
 
@@ -501,6 +513,8 @@ class Accumulator:
         self.cap = 0
         self.segs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_segs = 0
+        self.local_ts = np.zeros(0, dtype=_I64)  # the compiled pass's scratch (2**62: untouched)
+        self.local_frame = np.zeros(0, dtype=_I64)
 
     def __len__(self) -> int:
         return self.groups.n
@@ -518,10 +532,15 @@ class Accumulator:
         self.cap = cap
 
     def add(self, cols: dict[str, np.ndarray]) -> None:
-        words = _packed_key(cols)
-        names = tuple(words)
-        fp = key_hashes(words, names)
-        chk = key_checks(words, names)
+        if AGG is not None:
+            n = cols["row"].shape[0]
+            fp, chk = np.empty(n, dtype=_I64), np.empty(n, dtype=_I64)
+            AGG.keys(tuple(np.ascontiguousarray(cols[k], dtype=_I64) for k in AGG.KEY_COLUMNS), fp, chk)
+        else:
+            words = _packed_key(cols)
+            names = tuple(words)
+            fp = key_hashes(words, names)
+            chk = key_checks(words, names)
         cols["key_hash"], cols["key_check"] = fp, chk  # the findings' feed numbers the same keys
         gid = self.groups.lookup(fp)
         new = gid < 0
@@ -541,6 +560,9 @@ class Accumulator:
             for c in FP_KEY:
                 self.acc[c][ids] = cols[c][rows_new]
             gid = self.groups.lookup(fp)
+        if AGG is not None:
+            self._reduce_compiled(cols, gid)
+            return
         a = self.acc
         np.add.at(a["packets"], gid, 1)
         np.add.at(a["i_bytes"], gid, cols["i_size"])
@@ -589,18 +611,45 @@ class Accumulator:
             self.n_segs += seg[0].shape[0]
         self._hists(cols, gid)
 
+    def _reduce_compiled(self, cols: dict[str, np.ndarray], gid: np.ndarray) -> None:
+        """The rest of :meth:`add` in one compiled pass (ipsotrace/fast/_aggregate.c): the same numbers."""
+        n = self.groups.n
+        self._grow_hists(n)
+        if self.local_ts.shape[0] < n:
+            self.local_ts = np.full(max(1024, 2 * n), 1 << 62, dtype=_I64)
+            self.local_frame = np.full(self.local_ts.shape[0], 1 << 62, dtype=_I64)
+        m = gid.shape[0]
+        out = np.empty((6, m), dtype=_I64)
+        rows = tuple(gid if k == "gid" else np.ascontiguousarray(cols[k], dtype=_I64) for k in AGG.ROW_COLUMNS)
+        state = (self.size_hist, _SIZE_BIN_OF, _SIZE_EDGES, self.last_prof, self.last_pid, self.local_ts,
+                 self.local_frame)  # fmt: skip
+        segs = AGG.reduce(rows, tuple(self.acc[k] for k in AGG.ACC_COLUMNS), state, tuple(out), n)
+        if segs:
+            self.segs.append((out[2, :segs], out[3, :segs], out[4, :segs]))
+            self.n_segs += segs
+        self._profiles(gid, out[0], out[1])
+
+    def _grow_hists(self, n: int) -> None:
+        if self.size_hist.shape[0] < n * _NBINS:
+            grown = np.zeros(max(1024, 2 * n) * _NBINS, dtype=_I64)
+            grown[: self.size_hist.shape[0]] = self.size_hist
+            self.size_hist = grown
+        if self.last_prof.shape[0] < n:
+            grown_p = np.full(max(1024, 2 * n), -1, dtype=_I64)
+            grown_p[: self.last_prof.shape[0]] = self.last_prof
+            grown_i = np.zeros(grown_p.shape[0], dtype=_I64)
+            grown_i[: self.last_pid.shape[0]] = self.last_pid
+            self.last_prof, self.last_pid = grown_p, grown_i
+
     def _hists(self, cols: dict[str, np.ndarray], gid: np.ndarray) -> None:
         n = self.groups.n
+        self._grow_hists(n)
         # inner sizes: a dense (group, bin) table
         i_size = cols["i_size"]
         if i_size.shape[0] and int(i_size.min()) >= 0 and int(i_size.max()) < _SIZE_BIN_OF.shape[0]:
             size_bin = _SIZE_BIN_OF.take(i_size)
         else:
             size_bin = np.searchsorted(_SIZE_EDGES, i_size, side="right") - 1
-        if self.size_hist.shape[0] < n * _NBINS:
-            grown = np.zeros(max(1024, 2 * n) * _NBINS, dtype=_I64)
-            grown[: self.size_hist.shape[0]] = self.size_hist
-            self.size_hist = grown
         self.size_hist[: n * _NBINS] += np.bincount(gid * _NBINS + size_bin, minlength=n * _NBINS)
         # TTL, DSCP and ECN outside and inside: one "profile" per row, which the flush splits into
         # the histograms.  A flow's packets nearly always repeat its last profile: that is checked
@@ -613,14 +662,13 @@ class Accumulator:
             | (cols["i_ecn"] << 3)
             | cols["o_ecn"]
         )
-        if self.last_prof.shape[0] < n:
-            grown_p = np.full(max(1024, 2 * n), -1, dtype=_I64)
-            grown_p[: self.last_prof.shape[0]] = self.last_prof
-            grown_i = np.zeros(grown_p.shape[0], dtype=_I64)
-            grown_i[: self.last_pid.shape[0]] = self.last_pid
-            self.last_prof, self.last_pid = grown_p, grown_i
         pid = self.last_pid[gid]
-        miss = self.last_prof[gid] != prof
+        pid[self.last_prof[gid] != prof] = -1
+        self._profiles(gid, prof, pid)
+
+    def _profiles(self, gid: np.ndarray, prof: np.ndarray, pid: np.ndarray) -> None:
+        """Each row's (group, profile) pair: ``pid`` holds the cached ones, -1 where the table must say."""
+        miss = pid < 0
         if miss.any():
             k = (gid[miss] << 40) | prof[miss]
             got = self.pairs.lookup(k)
@@ -855,70 +903,52 @@ class Applier:
         if path_i.shape[0] == 0:
             return
         flows = agg.flows  # type: ignore[attr-defined]
-        # segments of each flow, in capture order
-        flow_ids: dict[tuple[object, ...], int] = {}
-        path_flow = np.array([flow_ids.setdefault(pt.fk, len(flow_ids)) for pt in paths], dtype=_I64)
-        # capture order (segments come almost in order: the stable sort's runs make it cheap), then
-        # a stable sort by flow (16-bit keys sort by radix, in linear time)
+        # segments in capture order (they come almost in order: the stable sort's runs make it cheap)
         if rows.shape[0] > 1 and not (rows[1:] >= rows[:-1]).all():  # rows of the scalar path come after
             by_row = np.argsort(rows, kind="stable")
             path_i, ends = path_i[by_row], ends[by_row]
+        flow_ids: dict[tuple[object, ...], int] = {}
+        path_flow = np.array([flow_ids.setdefault(pt.fk, len(flow_ids)) for pt in paths], dtype=_I64)
         fid = path_flow[path_i]
-        order = np.argsort(fid.astype(np.int16) if len(flow_ids) < (1 << 15) else fid, kind="stable")
-        fid, path_i, ends = fid[order], path_i[order], ends[order]
-        fks = list(flow_ids)
-        starts = np.flatnonzero(np.r_[True, fid[1:] != fid[:-1]])
-        present = fid[starts]  # fid is sorted: its distinct values, in order
-        stops = np.r_[starts[1:], fid.shape[0]]
-        stats = [flows.get(fks[k]) for k in present.tolist()]
-        nflow = len(stats)
+        stats = [flows.get(fk) for fk in flow_ids]
+        nf = len(stats)
         has_next = np.array([s is not None and s.tcp_next is not None for s in stats], dtype=bool)
         nxt0 = np.array([s.tcp_next if s is not None and s.tcp_next is not None else 0 for s in stats], dtype=_I64)
-        ref = np.where(has_next, nxt0, ends[starts])
-        rank = np.repeat(np.arange(nflow), stops - starts)
-        u = ((ends - ref[rank] + (1 << 31)) & _M32) - (1 << 31)  # serial distance from the reference
-        off = rank * (1 << 40)
-        cm = np.maximum.accumulate(u + off)
-        prev = np.empty_like(cm)
-        prev[0] = 0
-        prev[1:] = cm[:-1]
-        first_mask = np.zeros(fid.shape[0], dtype=bool)
-        first_mask[starts] = True
-        init = np.where(has_next, 0, -(1 << 39))[rank]  # no sequence seen yet: anything is new
-        prev_max = np.where(first_mask, init, np.maximum(prev - off, init))
-        new = u > prev_max
-        # serial arithmetic equals integer order only while values stay within 2**31 of each other
-        finite = prev_max > -(1 << 39)
-        bad_seg = finite & (np.abs(u - prev_max) >= (1 << 31))
-        bad_flow = np.zeros(nflow, dtype=bool)
-        bad_flow[rank[bad_seg]] = True
-        # each path belongs to one flow: its rank among this flush's flows with segments
-        path_rank = np.full(len(paths), -1, dtype=_I64)
-        path_rank[path_i] = rank
-
-        def path_flow_rank(pi: int) -> int:
-            return int(path_rank[pi])
-
-        retrans = ~new
-        re_flow = np.bincount(rank[retrans], minlength=nflow)
-        re_path = np.bincount(path_i[retrans], minlength=len(paths))
-        any_new = np.bincount(rank[new], minlength=nflow) > 0
-        max_new = np.full(nflow, -(1 << 40), dtype=_I64)
-        np.maximum.at(max_new, rank[new], u[new])
-        next_end = (ref + max_new) & _M32
+        if AGG is not None:
+            new8 = np.empty(fid.shape[0], dtype=np.int8)
+            bad8, any8 = np.empty(nf, dtype=np.int8), np.empty(nf, dtype=np.int8)
+            next_end, re_flow = np.empty(nf, dtype=_I64), np.empty(nf, dtype=_I64)
+            AGG.tcp_runs(fid, np.ascontiguousarray(ends, dtype=_I64), has_next.view(np.int8), nxt0, new8, bad8, any8,
+                         next_end, re_flow)  # fmt: skip
+            new, bad_flow, any_new = new8.view(bool), bad8.view(bool), any8.view(bool)
+        else:
+            new, bad_flow, any_new, next_end, re_flow = _tcp_runs(fid, ends, has_next, nxt0)
+        re_path = np.bincount(path_i[~new], minlength=len(paths))
         for pi in np.flatnonzero(re_path).tolist():
             ps = paths[pi].ps
             # a flow replayed one segment at a time counts its own retransmissions
-            if ps is not None and not bad_flow[path_flow_rank(pi)]:
+            if ps is not None and not bad_flow[path_flow[pi]]:
                 ps.retransmissions += int(re_path[pi])
+        # each flow's segments in capture order, where a flow needs them (replays, open heads)
+        by_flow: tuple[np.ndarray, list[int]] | None = None
+
+        def segments(k: int) -> np.ndarray:
+            nonlocal by_flow
+            if by_flow is None:
+                counts = np.bincount(fid, minlength=nf)
+                # a stable sort by flow (16-bit keys sort by radix, in linear time)
+                order = np.argsort(fid.astype(np.int16) if nf < (1 << 15) else fid, kind="stable")
+                by_flow = (order, [0, *np.cumsum(counts).tolist()])
+            order, bounds = by_flow
+            return order[bounds[k] : bounds[k + 1]]
+
         bad_l, re_l, new_l, next_l = bad_flow.tolist(), re_flow.tolist(), any_new.tolist(), next_end.tolist()
-        starts_l, stops_l = starts.tolist(), stops.tolist()
-        for k in range(nflow):
+        for k in np.flatnonzero(np.bincount(fid, minlength=nf)).tolist():
             f = stats[k]
             if f is None:
                 continue
             if bad_l[k]:
-                sel = slice(starts_l[k], stops_l[k])
+                sel = segments(k)
                 for e, pi in zip(ends[sel].tolist(), path_i[sel].tolist(), strict=True):
                     _seq_one(f, e, paths[pi])
                 continue
@@ -927,14 +957,59 @@ class Applier:
             if new_l[k]:
                 f.tcp_next = next_l[k]
                 if not f.tcp_head_full:
-                    sel = slice(starts_l[k], stops_l[k])
-                    nw = new[sel]
+                    sel = segments(k)
+                    nw = sel[new[sel]]
                     room = TCP_HEAD - len(f.tcp_head)
                     if room > 0:
-                        for e, pi in zip(ends[sel][nw][:room].tolist(), path_i[sel][nw][:room].tolist(), strict=True):
+                        for e, pi in zip(ends[nw][:room].tolist(), path_i[nw][:room].tolist(), strict=True):
                             f.tcp_head.append((e, paths[pi].pk))
-                    if int(nw.sum()) > room:
+                    if nw.shape[0] > room:
                         f.tcp_head_full = True
+
+
+def _tcp_runs(
+    fid: np.ndarray, ends: np.ndarray, has_next: np.ndarray, nxt0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What ``_aggregate.tcp_runs`` computes, with numpy: per segment (capture order) new or not; per
+    flow number bad (serial order undefined), any new, the furthest new end, retransmissions."""
+    nf = has_next.shape[0]
+    # a stable sort by flow (16-bit keys sort by radix, in linear time)
+    order = np.argsort(fid.astype(np.int16) if nf < (1 << 15) else fid, kind="stable")
+    sfid, sends = fid[order], ends[order]
+    starts = np.flatnonzero(np.r_[True, sfid[1:] != sfid[:-1]])
+    present = sfid[starts]  # sorted: the distinct flows, in order
+    stops = np.r_[starts[1:], sfid.shape[0]]
+    npres = present.shape[0]
+    hn, n0 = has_next[present], nxt0[present]
+    ref = np.where(hn, n0, sends[starts])
+    rank = np.repeat(np.arange(npres), stops - starts)
+    u = ((sends - ref[rank] + (1 << 31)) & _M32) - (1 << 31)  # serial distance from the reference
+    off = rank * (1 << 40)
+    cm = np.maximum.accumulate(u + off)
+    prev = np.empty_like(cm)
+    prev[0] = 0
+    prev[1:] = cm[:-1]
+    first_mask = np.zeros(sfid.shape[0], dtype=bool)
+    first_mask[starts] = True
+    init = np.where(hn, 0, -(1 << 39))[rank]  # no sequence seen yet: anything is new
+    prev_max = np.where(first_mask, init, np.maximum(prev - off, init))
+    snew = u > prev_max
+    # serial arithmetic equals integer order only while values stay within 2**31 of each other
+    finite = prev_max > -(1 << 39)
+    bad_seg = finite & (np.abs(u - prev_max) >= (1 << 31))
+    bad = np.zeros(nf, dtype=bool)
+    bad[present[rank[bad_seg]]] = True
+    new = np.empty_like(snew)
+    new[order] = snew
+    any_new = np.zeros(nf, dtype=bool)
+    any_new[present] = np.bincount(rank[snew], minlength=npres) > 0
+    max_new = np.full(npres, -(1 << 40), dtype=_I64)
+    np.maximum.at(max_new, rank[snew], u[snew])
+    next_end = np.zeros(nf, dtype=_I64)
+    next_end[present] = (ref + max_new) & _M32
+    re_flow = np.zeros(nf, dtype=_I64)
+    re_flow[present] = np.bincount(rank[~snew], minlength=npres)
+    return new, bad, any_new, next_end, re_flow
 
 
 def _earlier(ev: tuple[int, str, int], cur: tuple[int, str, int]) -> bool:

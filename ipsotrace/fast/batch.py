@@ -13,6 +13,7 @@ frame.
 
 from __future__ import annotations
 
+import importlib
 import mmap
 import os
 import stat
@@ -503,15 +504,19 @@ class BatchReader:
         return batch, cut
 
 
-def _walker() -> Any:
-    """The compiled walks (ipsotrace/fast/_walk.c), or None: not built, or IPSOTRACE_NO_EXT=1."""
+def compiled(name: str) -> Any:
+    """The compiled helper module ``ipsotrace.fast.<name>``, or None: not built, or IPSOTRACE_NO_EXT=1."""
     if os.environ.get("IPSOTRACE_NO_EXT", "") not in ("", "0"):
         return None
     try:
-        from ipsotrace.fast import _walk  # type: ignore[attr-defined]
+        return importlib.import_module(f"ipsotrace.fast.{name}")
     except ImportError:
         return None
-    return _walk
+
+
+def _walker() -> Any:
+    """The compiled walks (ipsotrace/fast/_walk.c), or None: not built, or IPSOTRACE_NO_EXT=1."""
+    return compiled("_walk")
 
 
 #: Tests set it to None to run the pure-Python loops; both give the same offsets and stop.

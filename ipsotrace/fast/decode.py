@@ -20,12 +20,19 @@ claim...).  Everything else goes to :func:`ipsotrace.dissectors.registry.dissect
 
 The columns are exactly the correlator's :class:`ipsotrace.correlate.extract.View`
 of the scalar packet (tests/fast compare them frame by frame).
+
+The same walk, one frame at a time, is compiled in ipsotrace/fast/_decode.c (:data:`DECODE`):
+the same steps, checks, tables and header geometry (passed to it by name), without numpy's
+per-group calls (a capture of many shapes splits into many small groups).  It leaves one thing
+to this module: whether a heuristic claims a UDP payload (:func:`_claims`).  Without it (not
+built, or ``IPSOTRACE_NO_EXT=1``) the numpy walk runs: the same columns.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +40,7 @@ from ipsotrace.dissectors import gre, ipv4, ipv6, vxlan
 from ipsotrace.dissectors.registry import DissectConfig
 from ipsotrace.fast import heuristics
 from ipsotrace.fast import tables as T
-from ipsotrace.fast.batch import PAD, Batch, windows
+from ipsotrace.fast.batch import PAD, Batch, compiled, windows
 
 #: Header bytes copied per frame: VXLAN over IPv4 with an inner TCP timestamp option needs 116.
 WINDOW = 128
@@ -661,6 +668,101 @@ def _shape_name(shape: tuple[tuple[str, int, int], ...]) -> str:
     return "/".join(f"{name}@{off}" for name, off, _ in shape)
 
 
+# --- the compiled walk ----------------------------------------------------------------------------
+def _compiled_decoder() -> Any:
+    """ipsotrace/fast/_decode.c, or None: not built, IPSOTRACE_NO_EXT=1, or built for other columns."""
+    mod = compiled("_decode")
+    if mod is None or tuple(mod.COLUMNS) != COLUMNS:
+        return None
+    return mod
+
+
+#: Tests set it to None to run the numpy walk; both give the same columns.
+DECODE: Any = _compiled_decoder()
+
+
+def _geometry(names: tuple[str, ...]) -> np.ndarray:
+    """The values of the constants the compiled walk reads, in its order (from the declarations)."""
+    values = {
+        "TERMINAL": T.TERMINAL,
+        "FALLBACK": T.FALLBACK,
+        **{f"CODE_{name.upper()}": T.CODE[name] for name in T.WALKERS},
+        "WIDE": WIDE,
+        "V6_NO_NEXT": ipv6.NO_NEXT,
+        "NOP_NOP_TS": _NOP_NOP_TS,
+        "VXLAN_PLAIN": _VXLAN_PLAIN,
+        "GRE_F_KEY": gre.F_KEY,
+        "GRE_TEB": gre.TEB,
+        **{f"ENC_{name.upper()}": code for name, code in ENCAP_CODE.items()},
+    }
+    return np.array([values[n] if n in values else getattr(T, n) for n in names], dtype=_I64)
+
+
+_GEOMETRY: np.ndarray | None = None
+
+
+def _first_codes(linktype: np.ndarray, t: T.Tables) -> np.ndarray:
+    """Walk code of each frame's first layer (-1: raw IP, the version nibble decides)."""
+    n = linktype.shape[0]
+    lt0 = int(linktype[0])
+    if (linktype == lt0).all():
+        return np.full(n, t.linktype.get(lt0, T.FALLBACK), dtype=np.int8)
+    first = np.full(n, T.FALLBACK, dtype=np.int8)
+    for lt in np.unique(linktype).tolist():
+        first[linktype == lt] = t.linktype.get(int(lt), T.FALLBACK)
+    return first
+
+
+def _claims(batch: Batch, frames: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Which of these UDP payloads (batch positions, payload start and end in the frame) a heuristic claims."""
+    win = windows(batch.data, batch.offset[frames] + start, heuristics.SCREEN_BYTES)
+    screened = heuristics.may_fire(lambda k: win[:, k], end - start)
+    claims = np.zeros(frames.shape[0], dtype=bool)
+    for i in np.flatnonzero(screened).tolist():
+        claims[i] = heuristics.fires(batch.frame_bytes(int(frames[i])), int(start[i]), int(end[i]))
+    return claims
+
+
+def _decode_compiled(
+    batch: Batch, rows: np.ndarray, t: T.Tables, gre_key_as_id: bool, tunnelled_only: bool
+) -> FastColumns:
+    global _GEOMETRY
+    if _GEOMETRY is None:
+        _GEOMETRY = _geometry(tuple(DECODE.GEOMETRY))
+    n = int(rows.shape[0])
+    tables = (t.ethertype, t.gre, t.ipproto, t.udp_port, t.udp_bound, _V4_IP_IN_IP, _V6_IP_IN_IP, _V6_EXT,
+              _GRE_SUBHEADER)  # fmt: skip
+    # one array per column: a column nobody keeps goes back to the allocator on its own
+    out = [np.empty(n, dtype=_I64) for _ in COLUMNS]
+    status = np.empty(n, dtype=np.int8)
+    sid = np.empty(n, dtype=_I64)
+    cand = np.empty((3, n), dtype=_I64)
+    options = (int(t.heuristics), t.max_depth, int(gre_key_as_id), int(tunnelled_only))
+    first = _first_codes(batch.linktype.take(rows), t)
+    kept, n_plain, n_cand, shapes = DECODE.decode(
+        batch.data, batch.offset.take(rows), batch.caplen.take(rows), batch.wirelen.take(rows), first, tables,
+        _GEOMETRY, options, tuple(out), status, sid, cand,
+    )  # fmt: skip
+    names = [_shape_name(tuple((T.NAMES[v & 0xFF], (v >> 8) & 0xFF, v >> 16) for v in layers)) for layers, _ in shapes]
+    frames = [count for _, count in shapes]
+    keep: slice | np.ndarray = np.s_[:kept]
+    plain_at = out[0][n - n_plain :][::-1]  # with tunnelled_only: the plain frames, from the end backwards
+    if n_cand:
+        claimed = cand[0, :n_cand][_claims(batch, rows.take(cand[0, :n_cand]), cand[1, :n_cand], cand[2, :n_cand])]
+        if claimed.shape[0]:
+            # the scalar path decodes a tunnel in these payloads
+            for s in sid[claimed].tolist():
+                frames[s] -= 1
+            status[claimed] = 1
+            keep = ~np.isin(out[0][:kept], claimed)
+            plain_at = plain_at[~np.isin(plain_at, claimed)]
+    cols = {name: out[j][:kept][keep] for j, name in enumerate(COLUMNS)}
+    cols["row"] = rows.take(cols["row"])
+    counts = Counter({name: c for name, c in zip(names, frames, strict=True) if c})
+    plain = rows.take(plain_at) if tunnelled_only else None
+    return FastColumns(cols, rows[status == 1], names, counts, plain)
+
+
 def decode_batch(
     batch: Batch,
     cfg: DissectConfig,
@@ -676,7 +778,10 @@ def decode_batch(
     """
     if rows is None:
         rows = np.arange(len(batch), dtype=_I64)
-    d = _Decoder(batch, rows, T.tables_for(cfg), gre_key_as_id, tunnelled_only)
+    t = T.tables_for(cfg)
+    if DECODE is not None and rows.shape[0]:
+        return _decode_compiled(batch, rows, t, gre_key_as_id, tunnelled_only)
+    d = _Decoder(batch, rows, t, gre_key_as_id, tunnelled_only)
     if rows.shape[0]:
         d.run()
     return d.result()

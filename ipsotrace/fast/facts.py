@@ -39,10 +39,12 @@ goes one by one: it may evict) and at the end of each input (:meth:`FactsFeed.fi
 Python work is per new group and block (with numpy only: per TCP flow and block), plus a bounded number
 of events per flow (16 head segments, 16 pending retransmissions, 8 duplicate-head packets).  Rows
 get their (flow, path) group when they arrive (with the accumulator's key hashes);
-a block reads only the columns it needs, and memory is O(groups + BLOCK rows).  A
-block goes through :meth:`Collector.add_tunnelled` row by row, in order, when a new
-flow or tunnel would pass the collector's cap (evictions happen per packet
-there) or on a 64-bit key collision.  The result equals the scalar collector's
+a block reads only the columns it needs, and memory is O(groups + BLOCK rows), the
+groups bounded by :attr:`FactsFeed.limit` (past it the numbering is synced and dropped
+between blocks: the collector's capped objects hold everything).  A block goes through
+:meth:`Collector.add_tunnelled` row by row, in order, when a new flow or tunnel
+would pass the collector's cap (evictions happen per packet there) or on a 64-bit
+key collision.  The result equals the scalar collector's
 (tests/fast/test_facts.py compares the facts themselves).
 """
 
@@ -281,6 +283,7 @@ class FeedStats:
     rows: int = 0
     one_by_one: int = 0  # rows replayed through Collector.add_view (cap pressure, key collision)
     tcp_python: int = 0  # TCP data segments through TcpTrack.add (heads, pending, multi-path flows)
+    resets: int = 0  # group tables dropped after a block (FactsFeed.limit passed)
 
 
 def group_order(g: np.ndarray) -> np.ndarray:
@@ -482,6 +485,18 @@ class FactsFeed:
         self._collided = False  # a 64-bit key collision in the buffer: that block goes one by one
         self._buffered = 0
         self._slim = False  # the buffer holds only the columns a block reads (FactsFeed.add)
+        self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
+        #: path groups the tables hold before they are synced and dropped (between blocks)
+        self.limit = 2 * coll.result.max_flows + coll.result.max_tunnels
+        self._reset_tables()
+
+    def _reset_tables(self) -> None:
+        """Number groups afresh: only after :meth:`sync`, which leaves the collector's objects holding it all.
+
+        The tables are a cache of group numbers (and of counts waiting for sync()) that grows with
+        every flow and path rows name, while the collector evicts: past :attr:`limit` path groups they
+        are dropped, so a flood of new flows takes O(limit + BLOCK) memory here, not O(packets).
+        """
         self._table = A.GroupTable()
         self._pkeys: list[PathKey] = []  # path group → path key, its flow and tunnel
         self._p_flow = np.zeros(0, dtype=_I64)
@@ -491,7 +506,6 @@ class FactsFeed:
         self._fid: dict[FlowKey, int] = {}
         self._tid: dict[TunnelKey, int] = {}
         self._pid: dict[tuple[int, PathKey], int] = {}  # (flow group, path key) → path group
-        self._max_ts = -(1 << 63) if latest_ns is None else latest_ns  # latest capture time in the facts
         # per flow group, the duplicate state of the flows blocks saw since the last sync(): the ring
         # (right-aligned, _d_len entries), the head length and the counts not yet in the DupTrack
         self._d_live = np.zeros(0, dtype=bool)
@@ -511,7 +525,7 @@ class FactsFeed:
         self._p_new_max = np.zeros(0, dtype=_I64)
         self._p_retx_here = np.zeros(0, dtype=_I64)
         self._fobj: dict[int, FlowFacts] = {}
-        self._pobj: dict[int, PathFacts] = {}
+        self._pobj: dict[int, PathFacts | None] = {}  # None: a path past the flow's cap
         self._f_known = np.zeros(0, dtype=bool)  # in _fobj
         self._p_known = np.zeros(0, dtype=bool)
         self._tcps = _TcpArrays()  # the TCP state of flows, for the compiled step (TCP)
@@ -565,7 +579,8 @@ class FactsFeed:
         self._max_ts = max(self._max_ts, pkt.ts_ns)
 
     def full(self) -> bool:
-        return self._buffered >= BLOCK
+        # past the limit too: the block ends here so that the tables it names can be dropped
+        return self._buffered >= BLOCK or len(self._pkeys) > self.limit
 
     def flush(self) -> None:
         """Process everything buffered: call it only when every earlier row has been added."""
@@ -600,6 +615,10 @@ class FactsFeed:
             self._one_by_one(self._all_columns(parts))
         else:
             _Block(self, c, pid).run()
+        if len(self._pkeys) > self.limit:
+            self.sync()
+            self._reset_tables()
+            self.stats.resets += 1
 
     def finish(self) -> None:
         """Flush and :meth:`sync`: the collector's facts are then complete, for anyone to read or merge."""
@@ -633,6 +652,9 @@ class FactsFeed:
                     self._p_retx_here[p_l].tolist(), strict=True)
             ):  # fmt: skip
                 pf = self._pobj[q]
+                if pf is None:  # past its flow's path cap
+                    self._fobj[int(self._p_flow[q])].paths_overflow += n
+                    continue
                 pf.packets += n
                 pf.new_bins = [a + b for a, b in zip(pf.new_bins, bins[k], strict=True)]
                 pf.new_max = max(pf.new_max, hi)
@@ -839,17 +861,18 @@ class _Block:
         return key <= limit[g]
 
     def firsts(self, g: np.ndarray, sel: np.ndarray) -> dict[int, int]:
-        """Group → row of its earliest packet, in order of first appearance."""
-        if not self.mono:
-            gs, idx = self.tops(g, sel, 1)
-            return dict(sorted(zip(gs, idx, strict=True), key=lambda kv: kv[1]))
+        """Group → row of its earliest packet, in order of first appearance (one pass inserts in that order)."""
         rows = np.flatnonzero(sel)
         first = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
         np.minimum.at(first, g[rows], rows)
         present = np.flatnonzero(first < _BIG)
         fr = first[present]
         order = np.argsort(fr)
-        return dict(zip(present[order].tolist(), fr[order].tolist(), strict=True))
+        if self.mono:
+            return dict(zip(present[order].tolist(), fr[order].tolist(), strict=True))
+        gs, idx = self.tops(g, sel, 1)  # time goes back in this block: the earliest is not always the first
+        earliest = dict(zip(gs, idx, strict=True))
+        return {q: earliest[q] for q in present[order].tolist()}
 
     def run(self) -> None:
         c = self.c
@@ -966,9 +989,9 @@ class _Block:
             for q, i in self.firsts(p, todo).items():
                 ev = self.ev(i)
                 pf = objs[int(p_flow[q])].path(feed._pkeys[q], ev)
-                if ev < pf.first:
+                if pf is not None and ev < pf.first:
                     pf.first = ev
-                pobj[q] = pf
+                pobj[q] = pf  # None: past the flow's MAX_PATHS, its packets count in paths_overflow
             feed._p_known[pi] = True
         fl = flow_flags(c, g, feed._f_df_max)  # the DF maxima are raised here too
         i_size = c["i_size"]
@@ -1347,6 +1370,8 @@ class _Block:
         for k, (q, i) in enumerate(zip(paths.tolist(), rows[first].tolist(), strict=True)):
             # a path dropped from the flow's dict comes back at its first blame, as ``_blame`` makes it
             pf = objs[int(feed._p_flow[q])].path(feed._pkeys[q], self.ev(i))
+            if pf is None:
+                continue  # past the flow's path cap: not kept (as _blame)
             pf.retx_bins = [a + b for a, b in zip(pf.retx_bins, hist[k], strict=True)]
             pf.retx_min_size = min(pf.retx_min_size, int(small[k]))
             pfs[q] = pf
@@ -1356,7 +1381,9 @@ class _Block:
         sel[rows] = True
         gs, ii = self.tops(g, sel, 8)
         for q, i in zip(gs, ii, strict=True):
-            pfs[q].retx_ev.add(self.ev(i))
+            kept = pfs.get(q)
+            if kept is not None:
+                kept.retx_ev.add(self.ev(i))
 
     def _tcp_vectorized(
         self,
@@ -1431,7 +1458,9 @@ class _Block:
         small = np.full(npaths, _BIG, dtype=_I64)
         np.minimum.at(small, b_pid, size[b_rows])
         for q in np.unique(b_pid).tolist():
-            pf = objs[int(feed._p_flow[q])].paths[feed._pkeys[q]]
+            pf = feed._pobj[q]
+            if pf is None:
+                continue  # past the flow's path cap: not kept (as _blame)
             pf.retx_bins = [a + b for a, b in zip(pf.retx_bins, hist[q].tolist(), strict=True)]
             pf.retx_min_size = min(pf.retx_min_size, int(small[q]))
         # evidence: the first 8 blamed retransmissions of each path
@@ -1440,7 +1469,9 @@ class _Block:
         sel[fi] = True
         gs, ii = self.tops(self.pid, sel, 8)
         for q, i in zip(gs, ii, strict=True):
-            objs[int(feed._p_flow[q])].paths[feed._pkeys[q]].retx_ev.add(self.ev(i))
+            pf = feed._pobj[q]
+            if pf is not None:
+                pf.retx_ev.add(self.ev(i))
 
 
 __all__ = ["BLOCK", "COLUMNS", "FactsFeed", "FeedStats", "extra_columns", "fast_columns", "fingerprints"]

@@ -19,7 +19,10 @@ until it knows what came before, so loss attribution and duplicate detection
 across the split are those of one pass.  The bounded exceptions (all of a part's
 first 16 data segments of a flow being retransmissions of the earlier part's
 data; more than 16 such retransmissions when the earlier part sent that data on
-other paths) are counted in ``FlowFacts.tcp.inexact``.
+other paths) are counted in ``FlowFacts.tcp.inexact``.  Paths are kept per flow as the
+correlator keeps them: the first :data:`~ipsotrace.correlate.aggregates.MAX_PATHS`, packets on
+others counted in ``FlowFacts.paths_overflow``; a merge is exact unless a part passed that cap
+on paths an earlier part kept (as the correlator's).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import heapq
 from dataclasses import dataclass, field, replace
 from typing import Generic, NamedTuple, TypeVar
 
-from ipsotrace.correlate.aggregates import DEFAULT_MAX_TUNNELS, SIZE_BINS, seq_after, size_bin
+from ipsotrace.correlate.aggregates import DEFAULT_MAX_TUNNELS, MAX_PATHS, SIZE_BINS, seq_after, size_bin
 from ipsotrace.correlate.distinct import MASK64, mix64
 from ipsotrace.correlate.extract import IP_PROTOS, View, view
 from ipsotrace.records import Packet
@@ -328,12 +331,14 @@ class TcpTrack:
                     self.first_path = e.path
             self.next = end
             self.last = e.path
-            if ff is not None:
-                pf = ff.path(e.path, e.ev)
+            pf = None if ff is None else ff.path(e.path, e.ev)
+            if pf is not None:
                 pf.new_bins[size_bin(e.size)] += 1
                 pf.new_max = max(pf.new_max, e.size)
         elif ff is not None:
-            ff.path(e.path, e.ev).retx_here += 1
+            here = ff.path(e.path, e.ev)
+            if here is not None:
+                here.retx_here += 1
             self._retx(e, ff, defer)
 
     def _state(self) -> tuple[int | None, PathKey | None, int, tuple[Run, ...]]:
@@ -415,6 +420,8 @@ class TcpTrack:
 
 def _blame(ff: FlowFacts, pk: PathKey, e: TcpEvent) -> None:
     blamed = ff.path(pk, e.ev)
+    if blamed is None:
+        return  # lost on a path past the cap: not kept, like its packets
     blamed.retx_bins[size_bin(e.size)] += 1
     blamed.retx_ev.add(e.ev)
     blamed.retx_min_size = min(blamed.retx_min_size, e.size)
@@ -484,13 +491,15 @@ class FlowFacts:
     ce_outer: int = 0  # inner ECT, outer CE: the underlay marked congestion
     ce_ev: Top[Ev] = field(default_factory=lambda: Top(4))
     ce_first_ns: int = 0
-    paths: dict[PathKey, PathFacts] = field(default_factory=dict)
+    paths: dict[PathKey, PathFacts] = field(default_factory=dict)  # the first MAX_PATHS, as the correlator's
+    paths_overflow: int = 0  # packets on outer paths past MAX_PATHS (a new entropy port per packet)
     tcp: TcpTrack | None = None
     dup: DupTrack = field(default_factory=DupTrack)
 
-    def path(self, pk: PathKey, ev: Ev) -> PathFacts:
+    def path(self, pk: PathKey, ev: Ev) -> PathFacts | None:
+        """The path's facts, new if there is room; None: a path past the cap (its facts are not kept)."""
         pf = self.paths.get(pk)
-        if pf is None:
+        if pf is None and len(self.paths) < MAX_PATHS:
             self.paths[pk] = pf = PathFacts(ev)
         return pf
 
@@ -507,10 +516,13 @@ class FlowFacts:
             self.ce_first_ns = o.ce_first_ns
         for pk, pf in o.paths.items():
             mine = self.paths.get(pk)
-            if mine is None:
+            if mine is not None:
+                mine.merge(pf)
+            elif len(self.paths) < MAX_PATHS:
                 self.paths[pk] = pf
             else:
-                mine.merge(pf)
+                self.paths_overflow += pf.packets
+        self.paths_overflow += o.paths_overflow
         if o.tcp is not None:
             if self.tcp is None:
                 self.tcp = o.tcp
@@ -784,9 +796,12 @@ class Collector:
         f.packets += 1
         pk = hop.path_key
         pf = f.path(pk, ev)
-        if ev < pf.first:
-            pf.first = ev
-        pf.packets += 1
+        if pf is None:
+            f.paths_overflow += 1
+        else:
+            if ev < pf.first:
+                pf.first = ev
+            pf.packets += 1
         if inner.df and not x.offload and not inner.fragment:
             f.df_max = max(f.df_max, inner.size)
             f.df_top.add((-inner.size, ev))

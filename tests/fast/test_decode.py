@@ -2,7 +2,9 @@
 
 For every frame the fast path keeps, the correlator's View rebuilt from the
 columns must equal ``view(dissect_frame(...))`` and the scalar packet must have
-no anomaly; every other frame must be handed back to the scalar path.
+no anomaly; every other frame must be handed back to the scalar path.  Every
+test runs with the compiled header walk and with the numpy one; the two give
+the same columns.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ from scapy.packet import Raw
 
 from ipsotrace.correlate.extract import view
 from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
+from ipsotrace.fast import decode
 from ipsotrace.fast.batch import Batch, BatchReader
 from ipsotrace.fast.decode import FastColumns, decode_batch
 from ipsotrace.fast.views import row_view
+from tests.conftest import IN_CI, require
 from tests.corpus import CORPUS, config_for
+from tests.fast.conftest import COMPILED_DECODE
 from tests.fast.gen import VXLAN, GenFrame, batch_of, frame_strategy, mixed_frames
+
+pytestmark = pytest.mark.usefixtures("decoder")
 
 
 def check_batch(batch: Batch, cfg: DissectConfig, gre_key_as_id: bool = False) -> FastColumns:
@@ -187,3 +194,98 @@ def test_any_tcp_options_equal_scalar(opts: bytes, prefix: bytes, v6: bool) -> N
     )
     data = raw(pkt)
     check_batch(batch_of([GenFrame(0, data, len(data))]), DissectConfig())
+
+
+# --- the two header walks ---------------------------------------------------------------------------
+def test_the_compiled_decoder_is_built() -> None:
+    # `pip install .` builds it wherever a C compiler is present; CI must not silently lose it
+    require(COMPILED_DECODE is not None, "ipsotrace.fast._decode is not built (no C compiler at install?)")
+    if IN_CI:
+        assert decode._compiled_decoder() is not None
+
+
+def both_walks(batch: Batch, cfg: DissectConfig, **kw: bool) -> tuple[FastColumns, FastColumns]:
+    saved = decode.DECODE
+    try:
+        decode.DECODE = COMPILED_DECODE
+        a = decode_batch(batch, cfg, **kw)
+        decode.DECODE = None
+        b = decode_batch(batch, cfg, **kw)
+    finally:
+        decode.DECODE = saved
+    return a, b
+
+
+def assert_same_columns(a: FastColumns, b: FastColumns) -> None:
+    assert a.fallback.tolist() == b.fallback.tolist()
+    assert a.shape_counts == b.shape_counts
+    assert (a.plain is None) == (b.plain is None)
+    if a.plain is not None and b.plain is not None:
+        assert a.plain.tolist() == b.plain.tolist()
+    assert set(a.cols) == set(b.cols)
+    for name in a.cols:
+        if name == "shape":  # numbered in the order each walk met them: compared by name
+            assert [a.shapes[s] for s in a.cols[name].tolist()] == [b.shapes[s] for s in b.cols[name].tolist()]
+        else:
+            assert a.cols[name].tolist() == b.cols[name].tolist(), name
+
+
+needs_compiled_decode = pytest.mark.skipif(COMPILED_DECODE is None, reason="the compiled decoder is not built")
+
+
+@needs_compiled_decode
+@settings(max_examples=200, deadline=None)
+@given(st.lists(frame_strategy(), min_size=1, max_size=40), st.booleans(), st.booleans(), st.booleans())
+def test_walks_give_the_same_columns(frames: list[GenFrame], heuristics: bool, key_as_id: bool, tun: bool) -> None:
+    a, b = both_walks(batch_of(frames), DissectConfig(heuristics=heuristics), gre_key_as_id=key_as_id,
+                      tunnelled_only=tun)  # fmt: skip
+    assert_same_columns(a, b)
+
+
+@needs_compiled_decode
+@pytest.mark.parametrize("tun", [False, True])
+def test_walks_give_the_same_columns_on_captures(tun: bool) -> None:
+    paths = [*sorted(Path(__file__).parents[2].joinpath("captures").glob("*.pcap*")), *CORPUS_FILES]
+    assert paths
+    for path in paths:
+        with BatchReader(path) as reader:
+            for batch in reader:
+                assert_same_columns(*both_walks(batch, DissectConfig(), tunnelled_only=tun))
+    a, b = both_walks(batch_of(mixed_frames(3000, seed=5)), DissectConfig(), tunnelled_only=tun)
+    assert len(a) > 1000
+    assert_same_columns(a, b)
+
+
+_TEMPLATES = [raw(CANONICAL[name]) for name in sorted(CANONICAL)]
+
+
+@needs_compiled_decode
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(CANONICAL) - 1),
+            st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=6),
+            st.integers(0, 200),
+            st.sampled_from([1, 101, 147]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_walks_agree_on_damaged_frames(mutations: list[tuple[int, list[tuple[int, int]], int, int]], tun: bool) -> None:
+    """Canonical frames with bytes overwritten, cut short, under other link types: both walks agree
+    (and every frame either walk keeps equals the scalar view)."""
+    frames = []
+    for t, edits, cut, linktype in mutations:
+        data = bytearray(_TEMPLATES[t])
+        for pos, value in edits:
+            if pos < len(data):
+                data[pos] = value
+        data = data[: max(0, len(data) - cut)] if cut < len(data) else data
+        frames.append(GenFrame(0, bytes(data), len(_TEMPLATES[t]), linktype))
+    batch = batch_of(frames)
+    a, b = both_walks(batch, DissectConfig(), tunnelled_only=tun)
+    assert_same_columns(a, b)
+    check_batch(batch, DissectConfig())

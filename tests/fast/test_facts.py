@@ -21,10 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipsotrace.correlate import DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, Aggregates, Correlator
+from ipsotrace.correlate.aggregates import MAX_PATHS
 from ipsotrace.decode import decode
 from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
-from ipsotrace.fast import aggregate as A
-from ipsotrace.fast import engine
+from ipsotrace.fast import aggregate, engine
+from ipsotrace.fast import decode as fast_decode
 from ipsotrace.fast import facts as F
 from ipsotrace.fast.batch import BatchReader
 from ipsotrace.fast.decode import decode_batch
@@ -94,21 +95,23 @@ def check(paths: list[Path], cfg: DissectConfig | None = None, **kw: Any) -> F.F
     agg_s, facts_s = scalar(paths, cfg, **kw)
     agg_f, facts_f, stats = fast(paths, cfg, **kw)
     same_facts(facts_s, facts_f)
+    same_order(facts_s, facts_f)
     same_findings(agg_s, facts_s, agg_f, facts_f)
     return stats
 
 
 @pytest.fixture(scope="module", params=["compiled", "python"], autouse=True)
 def dup_scan(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here with the compiled helpers (ipsotrace/fast/_walk.c: duplicate scan, fingerprints, TCP
-    step, tunnel counters, flow row selections) and with numpy."""
-    saved = F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C, F.FLOW_FLAGS
+    """Every test here with the compiled helpers (the duplicate scan, fingerprints, TCP step, tunnel counters
+    and flow row selections of ipsotrace/fast/_walk.c, the header walk, the accumulator's passes) and with the
+    numpy versions."""
+    saved = F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C, F.FLOW_FLAGS, fast_decode.DECODE, aggregate.AGG
     if request.param == "compiled" and None in saved:
-        pytest.skip("the compiled helper is not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
+        pytest.skip("the compiled helpers are not built (no C compiler at install, or IPSOTRACE_NO_EXT=1)")
     if request.param == "python":
-        F.DUPS = F.FINGERPRINTS = F.TCP = F.TUNNEL_COUNTS_C = F.FLOW_FLAGS = None
+        F.DUPS = F.FINGERPRINTS = F.TCP = F.TUNNEL_COUNTS_C = F.FLOW_FLAGS = fast_decode.DECODE = aggregate.AGG = None
     yield request.param
-    F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C, F.FLOW_FLAGS = saved
+    F.DUPS, F.FINGERPRINTS, F.TCP, F.TUNNEL_COUNTS_C, F.FLOW_FLAGS, fast_decode.DECODE, aggregate.AGG = saved
 
 
 @pytest.fixture
@@ -253,7 +256,7 @@ def test_key_collision_goes_one_by_one(tmp_path: Path, tiny_batches: None, monke
         pid = paths(self, c)
         calls[0] += 1
         if calls[0] % 5 == 0:
-            raise A.HashCollision
+            raise aggregate.HashCollision
         return pid
 
     monkeypatch.setattr(F.FactsFeed, "_paths", colliding)
@@ -402,3 +405,153 @@ def test_flow_flags_compiled_equals_numpy(seed: int, n: int, groups: int) -> Non
         F.FLOW_FLAGS = saved
     assert compiled.tolist() == numpy_.tolist()
     assert compiled_max.tolist() == numpy_max.tolist()
+
+
+# --- order, caps and bounds -------------------------------------------------------------------------------
+def same_order(a: Facts, b: Facts) -> None:
+    """The dicts in the same insertion order (what the findings list ties in), not only equal."""
+    assert list(a.tunnels) == list(b.tunnels)
+    assert list(a.flows) == list(b.flows)
+    for fk, f in a.flows.items():
+        assert list(f.paths) == list(b.flows[fk].paths), fk
+
+
+def test_time_going_backwards_inserts_in_packet_order(tmp_path: Path) -> None:
+    """Capture times that go back inside a block: new tunnels, flows and paths enter the dicts in
+    order of their first packet (as one pass inserts them), their first evidence is the earliest."""
+    r = random.Random(21)
+    t0 = 1_700_000_000_000_000_000
+    seq = dict.fromkeys(range(8), 1000)
+    frames = []
+    for i in range(400):
+        f = i if i < 8 else r.randrange(8)  # flow k first appears at row k, ...
+        ts = t0 - i * 1000 if i < 16 else t0 + r.randrange(-50_000, 50_000)  # ... with an earlier time
+        if r.random() < 0.15:
+            s = seq[f] - 100 * r.randrange(1, 5)  # a retransmission: loss blamed on a path
+        else:
+            s, seq[f] = seq[f], seq[f] + 100
+        d = _vxlan_tcp(f, s, 100, 50000 + r.randrange(4), vni=100 + f % 3)
+        frames.append(GenFrame(ts, d, len(d)))
+    path = _write(frames, str(tmp_path))
+    agg_s, facts_s = scalar([path], DissectConfig())
+    agg_f, facts_f, _ = fast([path], DissectConfig())
+    same_order(facts_s, facts_f)
+    same_facts(facts_s, facts_f)
+    same_findings(agg_s, facts_s, agg_f, facts_f)
+
+
+def _path_flood(n: int, paths: int | None = None, retx: float = 0.2, payload: int = 100) -> list[GenFrame]:
+    """One TCP flow whose every packet takes a new outer entropy port (up to ``paths`` of them), with
+    retransmissions (share ``retx``): loss is blamed on paths kept and on paths past the cap."""
+    r = random.Random(n)
+    frames, seq, sent = [], 1000, []
+    for i in range(n):
+        if sent and r.random() < retx:
+            s = r.choice(sent)
+        else:
+            s, seq = seq, seq + payload
+            sent.append(s)
+        port = 1024 + (i if paths is None else i % paths)
+        d = _vxlan_tcp(0, s, payload, port)
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+    return frames
+
+
+def test_paths_per_flow_capped_like_the_correlator(tmp_path: Path, tiny_batches: None) -> None:
+    path = _write(_path_flood(700), str(tmp_path))
+    check([path])
+    _, facts, _ = fast([path], DissectConfig())
+    (flow,) = facts.flows.values()
+    assert len(flow.paths) == MAX_PATHS
+    assert flow.paths_overflow == 700 - MAX_PATHS
+    assert sum(p.packets for p in flow.paths.values()) + flow.paths_overflow == 700
+
+
+def test_paths_capped_across_blocks_and_parallel_parts(tmp_path: Path) -> None:
+    path = _write(_path_flood(3000, paths=400), str(tmp_path))
+    old = engine.SUB_BATCH, F.BLOCK
+    engine.SUB_BATCH, F.BLOCK = 100, 250
+    try:
+        check([path])
+    finally:
+        engine.SUB_BATCH, F.BLOCK = old
+    # in-order data for --jobs: many TCP runs per flow are one of Facts.merge's bounded exceptions
+    path = _write(_path_flood(3000, retx=0, payload=1200), str(tmp_path), "jobs.pcap")
+    agg, facts = scalar([path], DissectConfig())
+    assert len(units([path], 3)) >= 2
+    s = Settings(DissectConfig(), DEFAULT_MAX_FLOWS, DEFAULT_MAX_TUNNELS, False, True, findings=True)
+    par = analyze_parallel([path], 3, s)
+    assert par.facts is not None
+    (flow,) = par.facts.flows.values()
+    assert len(flow.paths) == MAX_PATHS and flow.paths_overflow > 0
+    a, b = dataclasses.asdict(facts.finalized_copy()), dataclasses.asdict(par.facts.finalized_copy())
+    assert a == b
+    same_findings(agg, facts, par.result, par.facts)
+
+
+def _groups(feed: F.FactsFeed) -> int:
+    """Groups the feed numbers (key lists and dicts, the hash table)."""
+    return max(len(feed._pkeys), len(feed._fkeys), len(feed._tkeys), len(feed._pid), len(feed._fid), feed._table.n)
+
+
+def _array_rows(feed: F.FactsFeed) -> int:
+    """Rows of the feed's per-group arrays."""
+    return max(a.shape[0] for a in (feed._p_flow, feed._p_packets, feed._f_packets, feed._d_live, feed._d_fp))
+
+
+def _bounded_run(path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> F.FeedStats:
+    """The fast path equals the scalar one, and the feed's tables never pass their bound."""
+    monkeypatch.setattr(engine, "SUB_BATCH", 64)
+    monkeypatch.setattr(F, "BLOCK", 200)
+    calls = 0
+    add = F.FactsFeed.add
+
+    def spy(self: F.FactsFeed, cols: dict[str, np.ndarray]) -> None:
+        nonlocal calls
+        add(self, cols)
+        calls += 1
+        assert self.limit == 2 * kw["max_flows"] + kw["max_tunnels"]  # a multiple of what the collector keeps
+        # a block ends at the sub-batch that passes the limit: one sub-batch's rows at most come on top
+        assert _groups(self) <= self.limit + engine.SUB_BATCH
+        assert _array_rows(self) <= max(1024, 2 * (self.limit + engine.SUB_BATCH))  # grown by doubling
+
+    monkeypatch.setattr(F.FactsFeed, "add", spy)
+    stats = check([path], **kw)
+    assert calls > 20
+    return stats
+
+
+def test_flood_of_flows_keeps_the_feed_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random inner ports: every packet a new flow.  The feed's tables are a cache of group numbers
+    (the collector's capped objects are the truth): past their bound they are synced and dropped."""
+    r = random.Random(4)
+    frames = []
+    for i in range(6000):
+        if i % 5 == 0:  # a busy flow with data, retransmissions and duplicates among the flood
+            d = _vxlan_tcp(0, 1000 + 100 * (i // 5) - (300 if i % 35 == 0 else 0), 100, 50000)
+        else:
+            d = _vxlan_tcp(1 + r.randrange(25000), r.randrange(1 << 32), 10, 50000 + r.randrange(8), vni=r.randrange(6))
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+        if i % 50 == 0:
+            frames.append(GenFrame(frames[-1].ts_ns + 10, d, len(d)))
+    stats = _bounded_run(_write(frames, str(tmp_path)), monkeypatch, max_flows=40, max_tunnels=4)
+    assert stats.resets > 5
+
+
+def test_many_paths_keep_the_feed_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few flows, each over many entropy ports: no cap pressure, the blocks stay vectorized across resets."""
+    r = random.Random(5)
+    seq = dict.fromkeys(range(6), 1000)
+    frames = []
+    for i in range(5000):
+        f = r.randrange(6)
+        if r.random() < 0.1:
+            s = seq[f] - 100 * r.randrange(1, 30)
+        else:
+            s, seq[f] = seq[f], seq[f] + 100
+        d = _vxlan_tcp(f, s, 100, 1024 + r.randrange(300))
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+        if r.random() < 0.05:
+            frames.append(GenFrame(frames[-1].ts_ns + 5, d, len(d)))
+    stats = _bounded_run(_write(frames, str(tmp_path)), monkeypatch, max_flows=10, max_tunnels=4)
+    assert stats.resets > 5 and stats.one_by_one == 0

@@ -121,3 +121,23 @@ def test_random_streams_merge_exactly_or_say_so() -> None:
                 assert ff.tcp is not None and ff.tcp.inexact > 0, f"split at {k} differs and is not flagged"
                 flagged += 1
     assert flagged <= splits // 20, (flagged, splits)  # the exception stays an exception
+
+
+def test_inexact_merges_are_reported(capsys: object) -> None:
+    """analyze --jobs warns when Facts.merge could not place some loss exactly (and stays quiet otherwise)."""
+    from ipsotrace.commands.analyze import report_inexact_merge
+
+    b = GEN.Builder()
+    for k in range(40):  # the first part: new data
+        b.add(GEN.vx(GEN.tcp(b, A, B, 40800, 5001, 1000 + k * MSS, MSS, ack=1), 50300))
+    for k in range(30):  # the second part starts by resending old data: its own view of the flow differs
+        b.add(GEN.vx(GEN.tcp(b, A, B, 40800, 5001, 1000 + k * MSS, MSS, ack=1), 50301))
+    pkts = _packets(b)
+    assert report_inexact_merge(_facts(pkts)) == 0
+    assert report_inexact_merge(_facts(pkts[:20]).merge(_facts(pkts[20:]))) == 0
+    merged = _facts(pkts[:40]).merge(_facts(pkts[40:]))
+    (ff,) = merged.flows.values()
+    assert ff.tcp is not None and ff.tcp.inexact > 0
+    assert report_inexact_merge(merged) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err.count("warning") == 1 and "1 TCP flow(s) were reordered across the parts of --jobs" in err
