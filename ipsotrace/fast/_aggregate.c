@@ -92,7 +92,7 @@ keys(PyObject *self, PyObject *args)
         for (Py_ssize_t r = 0; r < n; r++) {
             uint64_t w[NWORDS];
             w[0] = (uint64_t)c[K_ENCAP][r] | ((uint64_t)c[K_O_VER][r] << 16) | ((uint64_t)c[K_I_VER][r] << 20)
-                   | ((uint64_t)(c[K_TID][r] + 1) << 24);
+                   | (((uint64_t)c[K_TID][r] + 1) << 24);
             w[1] = (uint64_t)c[K_I_PROTO][r] | ((uint64_t)c[K_O_PROTO][r] << 8)
                    | ((uint64_t)c[K_O_FLOW_LABEL][r] << 16);
             w[2] = (uint64_t)c[K_I_SPORT][r] | ((uint64_t)c[K_I_DPORT][r] << 16) | ((uint64_t)c[K_O_SPORT][r] << 32)
