@@ -1,11 +1,9 @@
-"""Timestamps past 2**62 ns (from 2116 on: a pcapng with a far or damaged clock) in the fast path.
+"""Times past 2**62 ns (from 2116 on: a pcapng with a far or damaged clock) in the fast path.
 
-The accumulator marks "no packet yet" with 2**62 in its earliest-packet columns (numpy passes and
-ipsotrace/fast/_aggregate.c alike), so a group whose packets all come later than that keeps the
-mark as its first packet: time 2**62 and frame 2**62.  The scalar correlator names the real first
-packet.  Found in review; the fix is a mark no timestamp can reach (or "no packet yet" told by the
-frame column, which never nears 2**62) in Accumulator.add, _aggregate.c's reduce, and the
-first_ts/first_frame start values.
+Regression (found in review): the accumulator marked "no packet yet" with 2**62 in its
+earliest-packet columns and -2**62 in the latest time (numpy passes and ipsotrace/fast/_aggregate.c
+alike), so a group whose packets all came later kept the mark as its first packet (time 2**62,
+frame 2**62) where the scalar correlator names the real one.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from tests.fast.test_engine import fast_doc, same, scalar_doc
 pytestmark = pytest.mark.usefixtures("helpers")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the accumulator's 2**62 'no packet yet' mark is a reachable time")
 def test_first_packet_past_2_62_ns(tmp_path: Path) -> None:
     start = (1 << 62) + 12_345_000
     frames = [GenFrame(start + i * 1000, f.data, f.wirelen) for i, f in enumerate(mixed_frames(200, seed=3))]
