@@ -19,6 +19,8 @@
 #include <string.h>
 
 #define BIG ((int64_t)1 << 62)
+/* "no packet yet" in local_ts: above every time (a time may pass 2**62: a pcapng's clock) */
+#define NO_TS INT64_MAX
 
 /* Buffers of a tuple of int64 arrays: n_items each (n_items < 0: any length, stored in *len). */
 static int
@@ -92,7 +94,7 @@ keys(PyObject *self, PyObject *args)
         for (Py_ssize_t r = 0; r < n; r++) {
             uint64_t w[NWORDS];
             w[0] = (uint64_t)c[K_ENCAP][r] | ((uint64_t)c[K_O_VER][r] << 16) | ((uint64_t)c[K_I_VER][r] << 20)
-                   | ((uint64_t)(c[K_TID][r] + 1) << 24);
+                   | (((uint64_t)c[K_TID][r] + 1) << 24);
             w[1] = (uint64_t)c[K_I_PROTO][r] | ((uint64_t)c[K_O_PROTO][r] << 8)
                    | ((uint64_t)c[K_O_FLOW_LABEL][r] << 16);
             w[2] = (uint64_t)c[K_I_SPORT][r] | ((uint64_t)c[K_I_DPORT][r] << 16) | ((uint64_t)c[K_O_SPORT][r] << 32)
@@ -132,7 +134,7 @@ PyDoc_STRVAR(reduce_doc,
 "The per-row part of Accumulator.add: rows is a tuple of the int64 row columns in ROW_COLUMNS\n"
 "order (gid first: every row's group, below ``groups``); acc the group\n"
 "arrays in ACC_COLUMNS order; state (size_hist, size_bin_of, size_edges, last_prof, last_pid,\n"
-"local_ts, local_frame): local_ts/local_frame scratch per group holding 2**62, left so; out\n"
+"local_ts, local_frame): local_ts/local_frame scratch per group holding 2**63 - 1 / 2**62, left so; out\n"
 "(prof, pid, seg_group, seg_row, seg_end, touched) one entry per row.  pid is the cached profile\n"
 "pair of the row's group, -1 where the cache does not hold the row's profile (Python asks the\n"
 "pair table).  Returns how many TCP data segments were written.");
@@ -212,12 +214,11 @@ reduce_rows(PyObject *self, PyObject *args)
             if (ts > A[A_LAST_TS][g])
                 A[A_LAST_TS][g] = ts;
             /* the earliest packet of this call: smallest time, then the smallest frame at that time */
-            if (lts[g] == BIG && lfr[g] == BIG)
+            /* (a group's first row here sets its frame: frame numbers stay far below 2**62) */
+            if (lfr[g] == BIG)
                 touched[nt++] = g;
-            if (ts < lts[g]) {
+            if (ts < lts[g] || (ts == lts[g] && c[R_FRAME][i] < lfr[g])) {
                 lts[g] = ts;
-                lfr[g] = c[R_FRAME][i];
-            } else if (ts == lts[g] && c[R_FRAME][i] < lfr[g]) {
                 lfr[g] = c[R_FRAME][i];
             }
             if (row < A[A_FIRST_ROW][g]) {
@@ -270,16 +271,17 @@ reduce_rows(PyObject *self, PyObject *args)
             O[O_PROF][i] = prof;
             O[O_PID][i] = H[H_LAST_PROF][g] == prof ? H[H_LAST_PID][g] : -1;
         }
-        /* merged as the numpy passes do: a call's earliest packet replaces only a strictly later one */
+        /* merged as the numpy passes do: a call's earliest packet replaces only a strictly later one
+           (first_frame 2**62: none yet) */
         for (Py_ssize_t k = 0; k < nt; k++) {
             int64_t g = touched[k];
-            if (lts[g] < BIG && lts[g] < A[A_FIRST_TS][g]) {
+            if (lfr[g] < BIG && (lts[g] < A[A_FIRST_TS][g] || A[A_FIRST_FRAME][g] == BIG)) {
                 A[A_FIRST_TS][g] = lts[g];
                 A[A_FIRST_FRAME][g] = lfr[g];
             }
         }
         for (Py_ssize_t k = 0; k < nt; k++) {
-            lts[touched[k]] = BIG;
+            lts[touched[k]] = NO_TS;
             lfr[touched[k]] = BIG;
         }
         if (bad_size) {

@@ -70,8 +70,13 @@ static const char *const geo_names[NGEO] = {GEO(GEO_NAME)};
 #endif
 #define AHEAD 8
 
-#define MAX_LAYERS 16
-#define MAX_SHAPES 256
+/*
+ * Every header walked is 4 bytes or more (a VLAN tag, a plain GRE header) and lies within the wide
+ * window, so a frame has at most WIDE / 4 layers: decode() checks that MAX_LAYERS covers that (the
+ * numpy walk has no other limit, and a frame the limit cut short would go to the scalar path).
+ */
+#define MAX_LAYERS 64
+#define MIN_HEADER 4
 
 /* what a frame's walk ends in */
 enum { S_KEPT = 0, S_FALLBACK = 1, S_PLAIN = 2 };
@@ -96,9 +101,9 @@ typedef struct {
 #define BLOCK 64
 
 typedef struct {
-    Shape shape[MAX_SHAPES];
-    int64_t count[MAX_SHAPES];
-    int n, last;
+    Shape *shape; /* grown as shapes are met: the numpy walk has no limit on their number */
+    int64_t *count;
+    int n, cap, last, nomem;
     int64_t block[BLOCK][NCOL]; /* rows on their way to the columns (see flush_block) */
 } Shapes;
 
@@ -128,8 +133,20 @@ intern(Shapes *s, const int32_t *layer, int n)
         if (s->shape[k].n == n && !memcmp(s->shape[k].layer, layer, n * sizeof(int32_t)))
             return s->last = k;
     }
-    if (s->n == MAX_SHAPES)
-        return -1;
+    if (s->n == s->cap) {
+        /* without the GIL: the raw allocator */
+        int cap = s->cap ? 2 * s->cap : 64;
+        Shape *shape = PyMem_RawRealloc(s->shape, (size_t)cap * sizeof(Shape));
+        if (shape)
+            s->shape = shape;
+        int64_t *count = shape ? PyMem_RawRealloc(s->count, (size_t)cap * sizeof(int64_t)) : NULL;
+        if (!count) {
+            s->nomem = 1; /* decode() raises MemoryError */
+            return -1;
+        }
+        s->count = count;
+        s->cap = cap;
+    }
     s->shape[s->n].n = n;
     s->count[s->n] = 0;
     memcpy(s->shape[s->n].layer, layer, n * sizeof(int32_t));
@@ -488,20 +505,31 @@ decode(PyObject *self, PyObject *args)
             ok = 0;
         }
     }
+    if (ok)
+        memcpy(c.g, b[5].buf, sizeof(c.g));
     int64_t kept = 0, plain = 0, ncand = 0;
     Shapes *shapes = NULL;
+    if (ok && (c.g[G_WIDE] / MIN_HEADER >= MAX_LAYERS || c.g[G_WIDE] > 256)) {
+        /* (a layer's offset is packed in 8 bits, see the docstring) */
+        PyErr_SetString(PyExc_ValueError, "decode: the wide window holds more layers than MAX_LAYERS, or is over 256");
+        ok = 0;
+    }
     if (ok) {
         shapes = PyMem_Malloc(sizeof(Shapes));
         if (!shapes) {
             PyErr_NoMemory();
             ok = 0;
+        } else {
+            shapes->shape = NULL;
+            shapes->count = NULL;
+            shapes->n = shapes->cap = shapes->nomem = 0;
+            shapes->last = -1;
         }
     }
     if (ok) {
         const unsigned char *data = b[0].buf;
         const int64_t *off = b[1].buf, *cap = b[2].buf, *wire = b[3].buf;
         const int8_t *first = b[4].buf;
-        memcpy(c.g, b[5].buf, sizeof(c.g));
         c.ethertype = b[6].buf;
         c.gre = b[7].buf;
         c.ipproto = b[8].buf;
@@ -519,8 +547,6 @@ decode(PyObject *self, PyObject *args)
         int64_t(*block)[NCOL] = shapes->block;
         for (int j = 0; j < NCOL; j++)
             out[j] = ob[j].buf;
-        shapes->n = 0;
-        shapes->last = -1;
         int64_t col[NCOL];
         int nb = 0;
         Py_BEGIN_ALLOW_THREADS
@@ -540,7 +566,7 @@ decode(PyObject *self, PyObject *args)
             if (o >= 0 && cl >= 0 && o <= have && cl <= have - o) {
                 int code = first[i];
                 if (code == -1) { /* raw IP: the version nibble decides */
-                    int ver = o < have ? data[o] >> 4 : 0;
+                    int ver = cl > 0 ? data[o] >> 4 : 0; /* (nothing captured: the walk stops at once) */
                     code = (int)(ver == 4 ? c.g[G_CODE_IPV4] : ver == 6 ? c.g[G_CODE_IPV6] : c.g[G_TERMINAL]);
                 }
                 st = walk(&c, data + o, cl, cl < wire[i], code, col, shapes, &shape, &cs, &ce);
@@ -575,6 +601,10 @@ decode(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
     }
     PyObject *result = NULL;
+    if (ok && shapes->nomem) {
+        PyErr_NoMemory();
+        ok = 0;
+    }
     if (ok) {
         PyObject *list = PyList_New(shapes->n);
         for (int k = 0; list && k < shapes->n; k++) {
@@ -590,6 +620,10 @@ decode(PyObject *self, PyObject *args)
         }
         if (list)
             result = Py_BuildValue("(LLLN)", (long long)kept, (long long)plain, (long long)ncand, list);
+    }
+    if (shapes) {
+        PyMem_RawFree(shapes->shape);
+        PyMem_RawFree(shapes->count);
     }
     PyMem_Free(shapes);
     for (int k = 0; k < got; k++)

@@ -45,6 +45,10 @@ _U64 = np.uint64
 _M32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
 _BIG = np.int64(1 << 62)
+#: start values of the earliest and latest time: every int64 time passes them (a pcapng clock may
+#: give times past 2**62 or before -2**62); "no earliest packet yet" is first_frame == 2**62
+_NO_FIRST_TS = (1 << 63) - 1
+_NO_LAST_TS = -(1 << 63)
 
 #: The row columns (all int64).  ``*_ver``: 4, 6, 1 (MAC addresses in ``*_lo``), 0 (none).
 ROW = (
@@ -458,13 +462,13 @@ _ACC: dict[str, tuple[str, int]] = {
     "o_max": ("max", 0),
     "tcp": ("max", 0),
     "mss_max": ("max", 0),
-    "last_ts": ("max", -(1 << 62)),
+    "last_ts": ("max", _NO_LAST_TS),
     "tcp_or": ("or", 0),
 }
 _INIT: dict[str, int] = {
     **{name: start for name, (_, start) in _ACC.items()},
     **dict.fromkeys(FP_KEY, 0),
-    "first_ts": 1 << 62,
+    "first_ts": _NO_FIRST_TS,
     "first_frame": 1 << 62,
     "first_row_ts": 0,
 }
@@ -513,7 +517,7 @@ class Accumulator:
         self.cap = 0
         self.segs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.n_segs = 0
-        self.local_ts = np.zeros(0, dtype=_I64)  # the compiled pass's scratch (2**62: untouched)
+        self.local_ts = np.zeros(0, dtype=_I64)  # the compiled pass's scratch (2**63 - 1, 2**62: untouched)
         self.local_frame = np.zeros(0, dtype=_I64)
 
     def __len__(self) -> int:
@@ -575,13 +579,14 @@ class Accumulator:
         ts, row = cols["ts"], cols["row"]
         np.maximum.at(a["last_ts"], gid, ts)
         # the earliest packet: smallest time, then (same source) the earliest frame
-        local_ts = np.full(self.groups.n, 1 << 62, dtype=_I64)
+        local_ts = np.full(self.groups.n, _NO_FIRST_TS, dtype=_I64)
         np.minimum.at(local_ts, gid, ts)
         at_min = ts == local_ts[gid]
         local_frame = np.full(self.groups.n, 1 << 62, dtype=_I64)
         np.minimum.at(local_frame, gid[at_min], cols["frame"][at_min])
-        touched = local_ts < (1 << 62)
-        better = touched & (local_ts < a["first_ts"][: self.groups.n])
+        touched = local_frame < (1 << 62)  # the groups of these rows (frame numbers stay far below 2**62)
+        none_yet = a["first_frame"][: self.groups.n] == (1 << 62)
+        better = touched & ((local_ts < a["first_ts"][: self.groups.n]) | none_yet)
         a["first_ts"][: self.groups.n][better] = local_ts[better]
         a["first_frame"][: self.groups.n][better] = local_frame[better]
         # the first row (capture order) and its time: paths are created by it
@@ -616,7 +621,7 @@ class Accumulator:
         n = self.groups.n
         self._grow_hists(n)
         if self.local_ts.shape[0] < n:
-            self.local_ts = np.full(max(1024, 2 * n), 1 << 62, dtype=_I64)
+            self.local_ts = np.full(max(1024, 2 * n), _NO_FIRST_TS, dtype=_I64)
             self.local_frame = np.full(self.local_ts.shape[0], 1 << 62, dtype=_I64)
         m = gid.shape[0]
         out = np.empty((6, m), dtype=_I64)
