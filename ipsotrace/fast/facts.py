@@ -1035,7 +1035,7 @@ class _Block:
                 if not obj.ce_first_ns or t < obj.ce_first_ns:
                     obj.ce_first_ns = t
         else:
-            lo = np.full(size, _BIG, dtype=_I64)
+            lo = np.full(size, np.iinfo(_I64).max, dtype=_I64)  # above any capture time (past 2**62 too)
             np.minimum.at(lo, g[ce], ts[ce])
             lo_l = lo.tolist()
             for f in np.unique(g[ce]).tolist():
