@@ -117,6 +117,14 @@ def unique(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s[head], order[head], inv
 
 
+def distinct(x: np.ndarray) -> int:
+    """How many different values ``x`` holds (one sort; see :func:`unique`)."""
+    if x.shape[0] == 0:
+        return 0
+    s = np.sort(x)
+    return int(np.count_nonzero(s[1:] != s[:-1])) + 1
+
+
 class HashCollision(Exception):
     """Two different keys met the same 64-bit hash (and a second, independent check told them apart).
 

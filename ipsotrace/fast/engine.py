@@ -279,6 +279,8 @@ class FastAnalyzer:
         n = int(cols["row"].shape[0]) + len(self.acc)
         if len(agg.flows) + n <= agg.max_flows and len(agg.tunnels) + n <= agg.max_tunnels:
             return False  # the common case: far from the caps
+        if self._distinct_within_caps(cols):
+            return False  # many flows, still far from the caps
         self.flush(self._source)
         # count only the keys the aggregates do not hold yet (one key per distinct hash, near the caps only)
         new_flows = new_tunnels = 0
@@ -292,6 +294,21 @@ class FastAnalyzer:
                     else:
                         new_tunnels += 1
         return len(agg.flows) + new_flows > agg.max_flows or len(agg.tunnels) + new_tunnels > agg.max_tunnels
+
+    def _distinct_within_caps(self, cols: dict[str, np.ndarray]) -> bool:
+        """Even if every distinct flow and tunnel of these rows and of the pending groups were new, no
+        cap would be passed (vectorized: counted by two independent 64-bit functions of each key,
+        the larger count, so only keys colliding in both could be under-counted)."""
+        agg = self.corr.result
+        pending = {c: self.acc.acc[c][: len(self.acc)] for c in A.FP_KEY} if len(self.acc) else None
+        for names, known, cap in ((A.FLOW_KEY, agg.flows, agg.max_flows), (A.TUNNEL_KEY, agg.tunnels, agg.max_tunnels)):
+            hashes, checks = A.key_hashes(cols, names), A.key_checks(cols, names)
+            if pending is not None:
+                hashes = np.concatenate([hashes, A.key_hashes(pending, names)])
+                checks = np.concatenate([checks, A.key_checks(pending, names)])
+            if len(known) + max(A.distinct(hashes), A.distinct(checks)) > cap:
+                return False
+        return True
 
     def _rows(self, cols: dict[str, np.ndarray]) -> None:
         """Fold rows of tunnelled packets (in capture order) into the accumulator."""

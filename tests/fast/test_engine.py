@@ -287,6 +287,30 @@ def test_near_the_cap_known_flows_stay_vectorized(tmp_path: Path, monkeypatch: p
     assert doc["evicted_flows"]["packets"] == 0
 
 
+def test_many_flows_below_the_caps_need_no_exact_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More rows and pending groups than the tunnel cap, but few tunnels and flows: the distinct keys
+    say no cap can be passed, so the engine neither flushes early nor names keys one by one."""
+    monkeypatch.setattr(engine, "SUB_BATCH", 256)
+    frames = []
+    for i in range(3000):
+        f = i % 1500
+        d = _vxlan_tcp(f, 1000 * i, 100, 50000, vni=1 + f % 3)
+        frames.append(GenFrame(1_700_000_000_000_000_000 + i * 1000, d, len(d)))
+    path = tmp_path / "many.pcap"
+    path.write_bytes(write_pcap(frames))
+    named = []
+    real = A.row_keys
+    monkeypatch.setattr(A, "row_keys", lambda *a, **k: named.append(1) or real(*a, **k))
+    doc, stats = fast_doc([path], DissectConfig(), max_flows=1600, max_tunnels=200)
+    assert not named and stats.one_by_one == 0
+    monkeypatch.setattr(A, "row_keys", real)
+    same(scalar_doc([path], DissectConfig(), max_flows=1600, max_tunnels=200), doc)
+    # and where the distinct flows could pass the cap, the exact count still decides
+    doc, stats = fast_doc([path], DissectConfig(), max_flows=1400, max_tunnels=200)
+    same(scalar_doc([path], DissectConfig(), max_flows=1400, max_tunnels=200), doc)
+    assert doc["evicted_flows"]["packets"] > 0
+
+
 def test_hash_collisions_fall_back_to_exact_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If two keys ever shared a hash, their rows would go through the correlator one by one."""
     monkeypatch.setattr(A, "key_hashes", lambda cols, names: np.zeros(cols[names[0]].shape[0], dtype=np.int64))
