@@ -25,7 +25,6 @@ from ipsotrace.fast.engine import FastAnalyzer
 from ipsotrace.fast.parallel import Settings, analyze_parallel, units
 from ipsotrace.sources import CaptureFile
 from tests.corpus import CORPUS, config_for
-from tests.fast.conftest import COMPILED_AGG
 from tests.fast.gen import GenFrame, mixed_frames, write_pcap, write_pcapng
 
 
@@ -363,65 +362,3 @@ def test_unique_is_numpys(values: list[int]) -> None:
     got = A.unique(x)
     for e, g in zip(exp, got, strict=True):
         assert e.tolist() == g.tolist()
-
-
-@pytest.mark.skipif(COMPILED_AGG is None, reason="the compiled accumulator is not built")
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.integers(1, 4))
-def test_compiled_accumulator_gives_numpys_partials(seed: int, n: int, calls: int) -> None:
-    """Random rows over few keys (ties in time, sizes past the bin table, TCP and not) in several calls."""
-    rng = np.random.default_rng(seed)
-    rows = {k: rng.integers(0, 3, n) for k in A.ROW}
-    rows["row"] = np.arange(n, dtype=np.int64) + 7
-    rows["ts"] = rng.integers(0, 4, n)  # many equal times: the earliest packet breaks ties by frame
-    rows["frame"] = rng.permutation(n).astype(np.int64) + 1
-    rows["i_size"] = rng.choice([0, 60, 1500, 9000, 70000], n)
-    rows["o_size"] = rows["i_size"] + 50
-    rows["tcp_flags"] = rng.choice([-1, 0x02, 0x12, 0x10, 0x18], n)
-    rows["tcp_seq"] = rng.integers(0, 2**32, n)
-    rows["tcp_len"] = rng.integers(0, 3, n) * 700
-    rows["mss"] = rng.choice([0, 1460, 8960], n)
-    rows["o_ttl"], rows["i_ttl"] = rng.integers(-1, 3, n), rng.integers(-1, 3, n)
-    rows["tid"] = rng.integers(-1, 2, n)
-    parts = []
-    saved = A.AGG
-    try:
-        for agg in (COMPILED_AGG, None):
-            A.AGG = agg
-            acc = A.Accumulator()
-            for chunk in np.array_split(np.arange(n), calls):
-                acc.add({k: np.ascontiguousarray(v[chunk], dtype=np.int64) for k, v in rows.items()})
-            parts.append(acc.partials())
-    finally:
-        A.AGG = saved
-    a, b = parts
-    assert a.cols.keys() == b.cols.keys()
-    for k in a.cols:
-        assert a.cols[k].tolist() == b.cols[k].tolist(), k
-    for k in a.hists:
-        assert [x.tolist() for x in a.hists[k]] == [x.tolist() for x in b.hists[k]], k
-    assert [x.tolist() for x in a.segs] == [x.tolist() for x in b.segs]
-
-
-@pytest.mark.skipif(COMPILED_AGG is None, reason="the compiled accumulator is not built")
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0, 1, 1460, 2**31 - 5, 2**31 + 7, 2**32 - 1, 3000])),
-             min_size=1, max_size=60),
-    st.lists(st.one_of(st.none(), st.integers(0, 2**32 - 1)), min_size=6, max_size=6),
-)  # fmt: skip
-def test_compiled_tcp_runs_equal_numpy(segs: list[tuple[int, int]], nexts: list[int | None]) -> None:
-    """New data or retransmission, per segment; per flow the furthest end and serial-order trouble."""
-    fid = np.array([f for f, _ in segs], dtype=np.int64)
-    ends = np.array([e for _, e in segs], dtype=np.int64)
-    has_next = np.array([n is not None for n in nexts], dtype=bool)
-    nxt0 = np.array([n or 0 for n in nexts], dtype=np.int64)
-    new, bad, any_new, next_end, re_flow = A._tcp_runs(fid, ends, has_next, nxt0)
-    c_new, c_bad, c_any = np.empty(fid.shape[0], np.int8), np.empty(6, np.int8), np.empty(6, np.int8)
-    c_next, c_re = np.empty(6, np.int64), np.empty(6, np.int64)
-    COMPILED_AGG.tcp_runs(fid, ends, has_next.view(np.int8), nxt0, c_new, c_bad, c_any, c_next, c_re)
-    assert c_new.view(bool).tolist() == new.tolist()
-    assert c_bad.view(bool).tolist() == bad.tolist()
-    assert c_any.view(bool).tolist() == any_new.tolist()
-    assert c_next[any_new].tolist() == next_end[any_new].tolist()
-    assert c_re.tolist() == re_flow.tolist()
