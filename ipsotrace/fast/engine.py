@@ -35,7 +35,7 @@ from ipsotrace.dissectors.registry import DissectConfig, dissect_frame
 from ipsotrace.fast import aggregate as A
 from ipsotrace.fast.batch import Batch, BatchReader
 from ipsotrace.fast.decode import ENCAPS, decode_batch
-from ipsotrace.fast.facts import FactsFeed, extra_columns, fast_columns
+from ipsotrace.fast.facts import FactsFeed, extra_columns, fast_columns, paused_gc
 from ipsotrace.findings.collect import Collector
 from ipsotrace.findings.collect import extra as packet_extra
 from ipsotrace.reassembly import FragmentStage, Head, Reassembler
@@ -117,6 +117,12 @@ class FastAnalyzer:
         first_frame: int = 1,
     ) -> SourceStatus:
         """Analyse a capture, or the records of a pcap file from byte ``start`` to ``stop``."""
+        with paused_gc():
+            return self._add_part(path, name=name, start=start, stop=stop, first_frame=first_frame)
+
+    def _add_part(
+        self, path: str | Path, *, name: str | None, start: int | None, stop: int | None, first_frame: int
+    ) -> SourceStatus:
         source = str(path) if name is None else name
         self._source = source
         self.corr.begin_source(source)

@@ -362,3 +362,22 @@ def test_unique_is_numpys(values: list[int]) -> None:
     got = A.unique(x)
     for e, g in zip(exp, got, strict=True):
         assert e.tolist() == g.tolist()
+
+
+def test_the_cycle_collector_is_paused_only_while_a_file_is_analysed(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "g.pcap"
+    path.write_bytes(write_pcap(mixed_frames(50, seed=4)))
+    seen = []
+    fa = FastAnalyzer(Correlator(), DissectConfig(), progress=lambda _: seen.append(gc.isenabled()))
+    assert gc.isenabled()
+    fa.add_file(path)
+    assert seen and not any(seen)
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # nothing left out of later collections
+    gc.disable()
+    try:
+        fa.add_file(path)
+        assert not gc.isenabled()  # the caller's choice is left as it was
+    finally:
+        gc.enable()
