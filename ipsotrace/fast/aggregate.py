@@ -632,13 +632,14 @@ class Accumulator:
             self.local_ts = np.full(max(1024, 2 * n), _NO_FIRST_TS, dtype=_I64)
             self.local_frame = np.full(self.local_ts.shape[0], 1 << 62, dtype=_I64)
         m = gid.shape[0]
-        out = np.empty((6, m), dtype=_I64)
+        # one array each: the segments wait for the flush, the rest is dropped after this call
+        out = [np.empty(m, dtype=_I64) for _ in range(6)]
         rows = tuple(gid if k == "gid" else np.ascontiguousarray(cols[k], dtype=_I64) for k in AGG.ROW_COLUMNS)
         state = (self.size_hist, _SIZE_BIN_OF, _SIZE_EDGES, self.last_prof, self.last_pid, self.local_ts,
                  self.local_frame)  # fmt: skip
         segs = AGG.reduce(rows, tuple(self.acc[k] for k in AGG.ACC_COLUMNS), state, tuple(out), n)
         if segs:
-            self.segs.append((out[2, :segs], out[3, :segs], out[4, :segs]))
+            self.segs.append((out[2][:segs], out[3][:segs], out[4][:segs]))
             self.n_segs += segs
         self._profiles(gid, out[0], out[1])
 

@@ -512,22 +512,20 @@ def _udp(d: _Decoder, g: _Group, end: np.ndarray) -> _Step:
 def _heuristic_claims(d: _Decoder, g: _Group, cand: np.ndarray, start: int, end: np.ndarray) -> np.ndarray:
     """Rows whose payload a heuristic would claim (the scalar path then decodes a tunnel there)."""
     claims = np.zeros(cand.shape[0], dtype=bool)
-    if start + heuristics.SCREEN_BYTES <= WIDE:
-        sub = g.take(cand)
-        if start + heuristics.SCREEN_BYTES > g.m.shape[1]:  # read these payloads with a wider window
-            rows = sub.rows if sub.rows is not None else np.flatnonzero(cand)
-            sub = _Group(rows, windows(d.batch.data, d.offset[rows], WIDE), None, (), 0, 0)
-        # the screened bytes of the candidates in one gather: the screens read them column by column
-        m = sub.m[:, start : start + heuristics.SCREEN_BYTES]
-        sub = _Group(sub.rows, m if sub.mi is None else m[sub.mi], None, (), 0, 0)
-        screened = heuristics.may_fire(sub.u8, end[cand] - start)
-        cand = cand.copy()
-        cand[cand] = screened
-    rows = np.flatnonzero(cand)
-    for i in rows.tolist():
-        row = int(d.brow[i if g.rows is None else g.rows[i]])
-        if heuristics.fires(d.batch.frame_bytes(row), start, int(end[i])):
-            claims[i] = True
+    idx = np.flatnonzero(cand)
+    if idx.shape[0]:
+        frames = d.brow[idx if g.rows is None else g.rows[idx]]
+        claims[idx] = _claims(d.batch, frames, np.full(idx.shape[0], start, dtype=_I64), end[idx])
+    return claims
+
+
+def _claims(batch: Batch, frames: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Which of these UDP payloads (batch positions, payload start and end in the frame) a heuristic claims."""
+    win = windows(batch.data, batch.offset[frames] + start, heuristics.SCREEN_BYTES)
+    screened = heuristics.may_fire(lambda k: win[:, k], end - start)
+    claims = np.zeros(frames.shape[0], dtype=bool)
+    for i in np.flatnonzero(screened).tolist():
+        claims[i] = heuristics.fires(batch.frame_bytes(int(frames[i])), int(start[i]), int(end[i]))
     return claims
 
 
@@ -711,16 +709,6 @@ def _first_codes(linktype: np.ndarray, t: T.Tables) -> np.ndarray:
     for lt in np.unique(linktype).tolist():
         first[linktype == lt] = t.linktype.get(int(lt), T.FALLBACK)
     return first
-
-
-def _claims(batch: Batch, frames: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Which of these UDP payloads (batch positions, payload start and end in the frame) a heuristic claims."""
-    win = windows(batch.data, batch.offset[frames] + start, heuristics.SCREEN_BYTES)
-    screened = heuristics.may_fire(lambda k: win[:, k], end - start)
-    claims = np.zeros(frames.shape[0], dtype=bool)
-    for i in np.flatnonzero(screened).tolist():
-        claims[i] = heuristics.fires(batch.frame_bytes(int(frames[i])), int(start[i]), int(end[i]))
-    return claims
 
 
 def _decode_compiled(

@@ -360,9 +360,9 @@ class _Candidates:
 class _TopLimits:
     """By group, the largest key its full Top holds (``_BIG``: not full), cached until the next sync.
 
-    ``_Block.open_tops`` asks every group's Top each block; most are full and stay so (a flow's five
-    largest DF sizes are its first full-sized packets): cached, only groups new since the last sync or
-    whose Top a block added to are asked again.
+    ``_Block.open_rows`` compares each row with its group's full Top every block; most Tops are full
+    and stay so (a flow's five largest DF sizes are its first full-sized packets): cached, only groups
+    new since the last sync or whose Top a block added to are asked again.
     """
 
     def __init__(self) -> None:
@@ -535,7 +535,7 @@ class FactsFeed:
         self._f_known = np.zeros(0, dtype=bool)  # in _fobj
         self._p_known = np.zeros(0, dtype=bool)
         self._tcps = _TcpArrays()  # the TCP state of flows, for the compiled step (TCP)
-        self._df_limits = _TopLimits()  # the flows' df_top limits (open_tops)
+        self._df_limits = _TopLimits()  # the flows' df_top limits (_Block.open_rows)
         self._outer_limits = _TopLimits()  # the tunnels' outer_top limits
 
     # -- input -------------------------------------------------------------------------------------------
@@ -851,20 +851,11 @@ class _Block:
             else:  # what adding them one by one leaves: the n smallest distinct items (Top.merge)
                 t.items = sorted(set(t.items).union(items))[: t.n]
 
-    def open_tops(self, g: np.ndarray, tops: dict[int, Top[Any]], key: np.ndarray | None = None) -> np.ndarray:
-        """Rows that could still enter their group's Top (a cheap pre-selection; ``Top.add`` decides)."""
-        limit = np.full(int(g.max()) + 1, _BIG, dtype=_I64)
-        strict = int(self.after)
-        for k, top in tops.items():
-            items = top.items
-            if len(items) >= top.n:
-                if key is None:
-                    limit[k] = -_BIG if self.after else _BIG
-                else:
-                    limit[k] = items[-1][0] - strict
-        if key is None:
-            return limit[g] > -_BIG
-        return key <= limit[g]
+    def open_rows(self, key: np.ndarray, limits: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Rows that could still enter their group's Top (a cheap pre-selection; ``Top.add`` decides):
+        a key at most the largest one the group's full Top holds (``limits``, see :class:`_TopLimits`),
+        below it when every row's evidence sorts after all kept so far (an equal key then loses)."""
+        return key <= limits[g] - int(self.after)
 
     def firsts(self, g: np.ndarray, sel: np.ndarray) -> dict[int, int]:
         """Group → row of its earliest packet, in order of first appearance (one pass inserts in that order)."""
@@ -928,7 +919,7 @@ class _Block:
             obj.ecn_lost += ecn_lost
         o_size = c["o_size"]
         limits = feed._outer_limits.get(size, np.array(list(objs), dtype=_I64), lambda t: objs[t].outer_top)
-        outer = (flags & 1).view(bool) & (-o_size <= limits[g] - int(self.after))  # as open_tops
+        outer = (flags & 1).view(bool) & self.open_rows(-o_size, limits, g)
         gs, idx = self.tops(g, outer, 3, -o_size)
         self.offer(gs, idx, lambda t: objs[t].outer_top, -o_size)
         feed._outer_limits.forget(gs)
@@ -1004,7 +995,7 @@ class _Block:
         df = (fl & 1) != 0
         if df.any():
             limits = feed._df_limits.get(size, present_a, lambda f: objs[f].df_top)
-            df &= -i_size <= limits[g] - int(self.after)  # as open_tops
+            df &= self.open_rows(-i_size, limits, g)
             gs, idx = self.tops(g, df, 5, -i_size)
             self.offer(gs, idx, lambda f: objs[f].df_top, -i_size)
             feed._df_limits.forget(gs)
@@ -1367,8 +1358,7 @@ class _Block:
         nb = len(SIZE_BINS)
         bins = np.searchsorted(_SIZE_EDGES, size, side="right") - 1
         bins[bins < 0] = nb - 1  # size_bin's -1 indexes the last bin
-        paths, first = np.unique(bp, return_index=True)
-        inv = np.searchsorted(paths, bp)
+        paths, first, inv = A.unique(bp)
         hist = np.bincount(inv * nb + bins, minlength=paths.shape[0] * nb).reshape(-1, nb).tolist()
         small = np.full(paths.shape[0], _BIG, dtype=_I64)
         np.minimum.at(small, inv, size)

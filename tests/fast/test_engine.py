@@ -24,7 +24,9 @@ from ipsotrace.fast import engine
 from ipsotrace.fast.engine import FastAnalyzer
 from ipsotrace.fast.parallel import Settings, analyze_parallel, units
 from ipsotrace.sources import CaptureFile
+from tests.conftest import IN_CI, require
 from tests.corpus import CORPUS, config_for
+from tests.fast.conftest import COMPILED_AGG
 from tests.fast.gen import GenFrame, mixed_frames, write_pcap, write_pcapng
 
 
@@ -381,3 +383,11 @@ def test_the_cycle_collector_is_paused_only_while_a_file_is_analysed(tmp_path: P
         assert not gc.isenabled()  # the caller's choice is left as it was
     finally:
         gc.enable()
+
+
+def test_the_compiled_accumulator_is_built() -> None:
+    # `pip install .` builds it wherever a C compiler is present; CI must not silently lose it
+    # (tests/fast/test_aggregate_compiled.py compares it with numpy where it is built)
+    require(COMPILED_AGG is not None, "ipsotrace.fast._aggregate is not built (no C compiler at install?)")
+    if IN_CI:
+        assert A._compiled_accumulator() is not None
